@@ -1,0 +1,1 @@
+//! config.yml: schema, loading, validation.

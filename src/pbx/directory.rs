@@ -1,0 +1,94 @@
+//! The extension directory: the domain model shared by the store, the API and the registrar.
+
+use serde::{Deserialize, Serialize};
+
+/// Default codec list of a new extension (Asterisk names).
+pub const DEFAULT_CODECS: &[&str] = &["ulaw", "alaw", "g722"];
+
+/// One extension (a PJSIP endpoint + auth + AOR in Asterisk terms).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Extension {
+    /// Store row id (0 before the first insert).
+    pub id: i64,
+    /// The dialable number and SIP username, 2–20 digits.
+    pub number: String,
+    /// Display name (caller-ID name defaults to it).
+    pub name: String,
+    pub email: Option<String>,
+    /// SIP digest secret, stored retrievable (digest auth needs it). Never returned by the API.
+    pub secret: String,
+    pub enabled: bool,
+    /// Dialplan context, Asterisk style (`from-internal`).
+    pub context: String,
+    /// `udp`, `tcp` or empty for any.
+    pub transport: Option<String>,
+    /// Allowed codecs, Asterisk names (`ulaw`, `alaw`, `g722`, ...), in preference order.
+    pub codecs: Vec<String>,
+    /// Maximum simultaneous contacts (bindings) for this AOR.
+    pub max_contacts: u32,
+    /// When full, a new contact replaces the oldest instead of being refused.
+    pub remove_existing: bool,
+    /// Seconds between OPTIONS qualify pings; 0 = off.
+    pub qualify_frequency: u32,
+    /// `"Name" <number>`; None = derived from name and number.
+    pub caller_id: Option<String>,
+    pub voicemail_enabled: bool,
+    pub voicemail_pin: Option<String>,
+    pub allow_external: bool,
+    pub is_admin: bool,
+    pub notes: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+impl Extension {
+    /// A new enabled extension with Dialtone's defaults.
+    pub fn new(number: impl Into<String>, name: impl Into<String>, secret: impl Into<String>) -> Self {
+        Extension {
+            id: 0,
+            number: number.into(),
+            name: name.into(),
+            email: None,
+            secret: secret.into(),
+            enabled: true,
+            context: "from-internal".into(),
+            transport: None,
+            codecs: DEFAULT_CODECS.iter().map(|s| s.to_string()).collect(),
+            max_contacts: 1,
+            remove_existing: true,
+            qualify_frequency: 60,
+            caller_id: None,
+            voicemail_enabled: false,
+            voicemail_pin: None,
+            allow_external: false,
+            is_admin: false,
+            notes: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+}
+
+/// Where a binding was learnt from, persisted so bindings survive a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindingRecord {
+    /// The extension number (AOR user part).
+    pub aor: String,
+    /// The Contact URI as registered (with its URI parameters).
+    pub contact: String,
+    /// Source address the REGISTER came from (`ip:port`).
+    pub source: String,
+    /// `udp` or `tcp`.
+    pub transport: String,
+    pub call_id: String,
+    pub cseq: u32,
+    /// Unix seconds when the binding expires.
+    pub expires_at: i64,
+    pub user_agent: Option<String>,
+    /// `+sip.instance` contact parameter, when given.
+    pub instance: Option<String>,
+    /// Unix seconds of the (last) registration.
+    pub registered_at: i64,
+}

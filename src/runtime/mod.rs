@@ -1,0 +1,1 @@
+//! Tokio shells: sockets, the core task, timers.

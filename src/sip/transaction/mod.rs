@@ -1,0 +1,1 @@
+//! Sans-IO transaction layer (RFC 3261 §17).

@@ -1,0 +1,1 @@
+//! Persistent store (sqlx; SQLite by default) behind the `Store` trait.
