@@ -1,1 +1,178 @@
-pub fn main() {}
+//! The `dialtone` command: run the PBX, or manage extensions in its store.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use tracing::{info, warn};
+use tracing_subscriber::EnvFilter;
+
+use dialtone::config::{self, Config};
+use dialtone::pbx::directory::Extension;
+use dialtone::runtime;
+use dialtone::store::Store;
+
+#[derive(Parser, Debug)]
+#[command(name = "dialtone", version, about = "Dialtone: a native SIP/RTP PBX")]
+struct Cli {
+    /// config.yml to use (default: $DIALTONE_CONFIG, else ./config.yml, else the embedded defaults)
+    #[arg(long, short = 'c', global = true, env = "DIALTONE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the PBX (the default).
+    Serve,
+    /// Check config.yml and print what would be used.
+    CheckConfig,
+    /// Manage extensions in the configured store (works while the server runs).
+    Extension {
+        #[command(subcommand)]
+        action: ExtCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ExtCmd {
+    /// List extensions.
+    List,
+    /// Create an extension.
+    Create {
+        number: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        secret: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// Maximum simultaneous contacts.
+        #[arg(long, default_value_t = 1)]
+        max_contacts: u32,
+    },
+    /// Delete an extension (and its registrations).
+    Delete { number: String },
+}
+
+fn load_config(path: Option<&Path>) -> Result<(Config, Vec<String>, String)> {
+    let path = match path {
+        Some(p) => Some(p.to_path_buf()),
+        None => Some(PathBuf::from("config.yml")).filter(|p| p.exists()),
+    };
+    match path {
+        Some(p) => {
+            let loaded = config::load(&p).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok((loaded.config, loaded.warnings, p.display().to_string()))
+        }
+        None => Ok((Config::default(), Vec::new(), "embedded defaults".to_string())),
+    }
+}
+
+fn init_tracing(level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!("{level},sqlx=warn,hyper=warn,tower_http=warn"))
+    });
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let (cfg, warnings, origin) = load_config(cli.config.as_deref())?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
+    match cli.command.unwrap_or(Cmd::Serve) {
+        Cmd::Serve => {
+            init_tracing(&cfg.logging.level);
+            info!(config = %origin, "starting Dialtone {}", env!("CARGO_PKG_VERSION"));
+            for w in &warnings {
+                warn!("{origin}: {w}");
+            }
+            rt.block_on(serve(cfg))
+        }
+        Cmd::CheckConfig => {
+            for w in &warnings {
+                eprintln!("warning: {origin}: {w}");
+            }
+            println!("{origin}: OK");
+            println!("SIP {}:{} (UDP{}), REST {}:{}, database {}", cfg.server.sip_host, cfg.server.sip_port,
+                if cfg.sip.tcp { "+TCP" } else { "" }, cfg.api.host, cfg.api.port, cfg.database_url());
+            Ok(())
+        }
+        Cmd::Extension { action } => rt.block_on(extension_cmd(cfg, action)),
+    }
+}
+
+async fn serve(cfg: Config) -> Result<()> {
+    if cfg.uses_default_admin_password() && cfg.api.require_authentication {
+        warn!("api.admin_password is the documented default: change it before exposing port {}", cfg.api.port);
+    }
+    let server = runtime::Server::start(&cfg).await?;
+    info!(
+        udp = %server.udp_addr(),
+        tcp = ?server.tcp_addr(),
+        api = ?server.api_addr(),
+        "Dialtone is up"
+    );
+    shutdown_signal().await;
+    info!("shutting down");
+    server.shutdown().await?;
+    info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+async fn extension_cmd(cfg: Config, action: ExtCmd) -> Result<()> {
+    let store = Store::open(&cfg.database_url()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    match action {
+        ExtCmd::List => {
+            let list = store.list_extensions().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{:<10} {:<24} {:<8} {:<14} {}", "NUMBER", "NAME", "ENABLED", "CONTEXT", "CODECS");
+            for e in list {
+                println!("{:<10} {:<24} {:<8} {:<14} {}", e.number, e.name, e.enabled, e.context, e.codecs.join(","));
+            }
+        }
+        ExtCmd::Create { number, name, secret, email, max_contacts } => {
+            if number.len() < 2 || number.len() > 20 || !number.bytes().all(|b| b.is_ascii_digit()) {
+                bail!("number: must be 2-20 digits");
+            }
+            if secret.chars().count() < 8 {
+                bail!("secret: must be at least 8 characters");
+            }
+            if !(1..=100).contains(&max_contacts) {
+                bail!("max-contacts: must be 1-100");
+            }
+            let mut ext = Extension::new(number.clone(), name.unwrap_or_else(|| number.clone()), secret);
+            ext.email = email;
+            ext.max_contacts = max_contacts;
+            store.insert_extension(&ext).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("extension {number} created");
+        }
+        ExtCmd::Delete { number } => {
+            store.delete_extension(&number).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("extension {number} deleted");
+        }
+    }
+    store.close().await;
+    Ok(())
+}

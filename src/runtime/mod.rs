@@ -1,1 +1,265 @@
-//! Tokio shells: sockets, the core task, timers.
+//! Tokio shells: sockets, the core task, timers, the REST listener and the store writer.
+//!
+//! [`Server::start`] wires everything from a [`Config`] and returns the bound addresses, so
+//! tests can run a whole PBX on `127.0.0.1:0`.
+
+pub mod backend;
+pub mod core;
+pub mod sip_io;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdp};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::api;
+use crate::config::Config;
+use crate::pbx::Pbx;
+use crate::pbx::engine::{Command, PbxConfig, PersistOp};
+use crate::pbx::registrar::RegistrarConfig;
+use crate::sip::transaction::TimerConfig;
+use crate::store::{BindingOp, Store, StoreError};
+
+pub use self::core::CoreHandle;
+use self::core::{Core, CoreMsg};
+use self::sip_io::TcpSettings;
+
+/// Start-up failures.
+#[derive(Debug, Error)]
+pub enum RuntimeError {
+    #[error("cannot bind SIP UDP {addr}: {source}")]
+    BindUdp { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot bind SIP TCP {addr}: {source}")]
+    BindTcp { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot bind REST API {addr}: {source}")]
+    BindApi { addr: SocketAddr, source: std::io::Error },
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// A running PBX.
+pub struct Server {
+    udp_addr: SocketAddr,
+    tcp_addr: Option<SocketAddr>,
+    api_addr: Option<SocketAddr>,
+    handle: CoreHandle,
+    core_task: JoinHandle<()>,
+    writer_task: JoinHandle<()>,
+    api_stop: Option<oneshot::Sender<()>>,
+    api_task: Option<JoinHandle<()>>,
+    watcher_task: JoinHandle<()>,
+    store: Store,
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// The address Dialtone writes into Via/Contact of its own requests when bound to a wildcard.
+fn advertised_ip(bind: IpAddr, external: Option<IpAddr>) -> IpAddr {
+    if let Some(ip) = external {
+        return ip;
+    }
+    if !bind.is_unspecified() {
+        return bind;
+    }
+    // The address of the default route, found without sending anything.
+    StdUdp::bind("0.0.0.0:0")
+        .and_then(|s| {
+            s.connect("192.0.2.1:9")?;
+            s.local_addr()
+        })
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+impl Server {
+    /// Open the store, seed it, bind every listener and start the tasks.
+    pub async fn start(cfg: &Config) -> Result<Server, RuntimeError> {
+        let store = Store::open(&cfg.database_url()).await?;
+
+        // Seed extensions[]: insert the ones the store lacks, never overwrite edited ones.
+        let seeds = cfg.seed_extensions();
+        if !seeds.is_empty() {
+            let existing: std::collections::HashSet<String> =
+                store.list_extensions().await?.into_iter().map(|e| e.number).collect();
+            let missing: Vec<_> = seeds.into_iter().filter(|e| !existing.contains(&e.number)).collect();
+            if !missing.is_empty() {
+                info!(count = missing.len(), "seeding extensions from config.yml");
+                store.insert_extensions_bulk(&missing).await?;
+            }
+        }
+        let extensions = store.list_extensions().await?;
+        let bindings = store.load_bindings().await?;
+
+        // Sockets.
+        let sip_bind = SocketAddr::new(cfg.server.sip_host, cfg.server.sip_port);
+        let udp = sip_io::bind_udp(sip_bind, cfg.sip.udp_buffer_bytes as usize)
+            .map_err(|source| RuntimeError::BindUdp { addr: sip_bind, source })?;
+        let udp_addr = udp.local_addr().map_err(|source| RuntimeError::BindUdp { addr: sip_bind, source })?;
+        let (rcv, snd) = sip_io::udp_buffers(&udp);
+        if rcv < cfg.sip.udp_buffer_bytes as usize {
+            warn!(
+                asked = cfg.sip.udp_buffer_bytes,
+                got = rcv,
+                "UDP receive buffer capped by the kernel (raise net.core.rmem_max for REGISTER storms)"
+            );
+        }
+        debug!(rcv, snd, "UDP buffers");
+        let tcp_listener = if cfg.sip.tcp {
+            // Same port as UDP (also when the UDP port was chosen by the kernel).
+            let addr = SocketAddr::new(cfg.server.sip_host, udp_addr.port());
+            Some(sip_io::bind_tcp(addr).map_err(|source| RuntimeError::BindTcp { addr, source })?)
+        } else {
+            None
+        };
+        let tcp_addr = tcp_listener.as_ref().and_then(|l| l.local_addr().ok());
+
+        // The engine.
+        let now = Instant::now();
+        let epoch = (now, unix_ms());
+        let adv = advertised_ip(cfg.server.sip_host, cfg.server.external_ip);
+        let mut nonce_secret = [0u8; 32];
+        rand::fill(&mut nonce_secret);
+        let pcfg = PbxConfig {
+            realm: cfg.sip.realm.clone(),
+            user_agent: cfg.sip.user_agent.clone(),
+            timers: TimerConfig { t1: cfg.sip.t1(), t2: cfg.sip.t2(), t4: cfg.sip.t4() },
+            registrar: RegistrarConfig {
+                min_expires: cfg.registrar.min_expires,
+                max_expires: cfg.registrar.max_expires,
+                default_expires: cfg.registrar.default_expires,
+            },
+            auth_failure_limit: cfg.security.rate_limit.max_attempts,
+            auth_failure_window: cfg.security.rate_limit.window(),
+            ban_duration: cfg.security.rate_limit.lockout(),
+            local_udp: SocketAddr::new(adv, udp_addr.port()),
+            local_tcp: tcp_addr.map(|a| SocketAddr::new(adv, a.port())),
+            nonce_secret,
+            nonce_lifetime: cfg.registrar.nonce_lifetime(),
+        };
+        let mut pbx = Pbx::new(pcfg, epoch);
+        pbx.handle_command(now, Command::LoadDirectory(extensions));
+        pbx.handle_command(now, Command::RestoreBindings(bindings));
+        info!(
+            extensions = pbx.stats().extensions,
+            bindings = pbx.stats().bindings,
+            "directory and registrations loaded"
+        );
+
+        // Persistence: binding changes go to a batching writer, off the signalling path.
+        let (persist_tx, mut persist_rx) = mpsc::unbounded_channel::<PersistOp>();
+        let (op_tx, op_rx) = mpsc::unbounded_channel::<BindingOp>();
+        let writer = crate::store::spawn_binding_writer(store.clone(), op_rx);
+        let writer_task = tokio::spawn(async move {
+            while let Some(op) = persist_rx.recv().await {
+                let op = match op {
+                    PersistOp::Upsert(r) => BindingOp::Upsert(r),
+                    PersistOp::Delete { aor, contact } => BindingOp::Delete { aor, contact },
+                };
+                if op_tx.send(op).is_err() {
+                    break;
+                }
+            }
+            drop(op_tx);
+            let _ = writer.await;
+        });
+
+        let (handle, rx, events) = core::channel(4096);
+        let tcp_settings = TcpSettings {
+            max_message: cfg.sip.tcp_max_message_bytes as usize,
+            idle_timeout: cfg.sip.tcp_idle_timeout(),
+        };
+        let core = Core {
+            pbx,
+            udp: Arc::new(udp),
+            rx,
+            self_tx: handle.sender(),
+            persist: persist_tx,
+            events,
+            tcp: tcp_settings,
+        };
+        // Drain the start-up outputs (deletes of expired persisted bindings) before serving.
+        let core_task = tokio::spawn(core.run());
+        if let Some(l) = tcp_listener {
+            tokio::spawn(sip_io::accept_loop(l, handle.sender(), tcp_settings));
+        }
+
+        // Directory changes made by other processes (the `dialtone extension` CLI).
+        let watcher_task = tokio::spawn(backend::watch_directory(store.clone(), handle.clone()));
+
+        // REST API.
+        let (api_addr, api_stop, api_task) = {
+            let addr = SocketAddr::new(cfg.api.host, cfg.api.port);
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| RuntimeError::BindApi { addr, source })?;
+            let bound = listener.local_addr().map_err(|source| RuntimeError::BindApi { addr, source })?;
+            let backend = Arc::new(backend::Backend::new(store.clone(), handle.clone(), epoch.1));
+            let router = api::router(backend, backend::api_config(cfg));
+            let (stop_tx, stop_rx) = oneshot::channel::<()>();
+            let task = tokio::spawn(async move {
+                let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+                    .with_graceful_shutdown(async {
+                        let _ = stop_rx.await;
+                    });
+                if let Err(e) = serve.await {
+                    warn!(error = %e, "REST API server stopped");
+                }
+            });
+            (Some(bound), Some(stop_tx), Some(task))
+        };
+
+        info!(%udp_addr, ?tcp_addr, ?api_addr, realm = %cfg.sip.realm, "listening");
+        Ok(Server {
+            udp_addr,
+            tcp_addr,
+            api_addr,
+            handle,
+            core_task,
+            writer_task,
+            api_stop,
+            api_task,
+            watcher_task,
+            store,
+        })
+    }
+
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.udp_addr
+    }
+
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
+    }
+
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api_addr
+    }
+
+    pub fn handle(&self) -> CoreHandle {
+        self.handle.clone()
+    }
+
+    /// Stop accepting work, let the core finish what it has, flush the store, stop.
+    pub async fn shutdown(self) -> Result<(), RuntimeError> {
+        if let Some(stop) = self.api_stop {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.api_task {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        self.watcher_task.abort();
+        let _ = self.handle.sender().send(CoreMsg::Shutdown).await;
+        let _ = self.core_task.await;
+        // The core dropped its persistence sender: the writer drains and exits.
+        drop(self.handle);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.writer_task).await;
+        self.store.close().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Black-box conformance run: starts Dialtone on free loopback ports and drives it with sipp,
+# raw RFC 4475 datagrams and HTTP, the way an outside client would. Every step is bounded in
+# time; the server started here is stopped by its PID.
+#   SUBJECT_BIN=path  use an already built binary (default: build target/debug/dialtone)
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+WORK=$(mktemp -d)
+PID=""
+fail() { echo "CONFORMANCE FAIL: $*" >&2; [ -f "$WORK/dialtone.log" ] && tail -40 "$WORK/dialtone.log" >&2; exit 1; }
+cleanup() { if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then kill "$PID"; wait "$PID" 2>/dev/null || true; fi; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+command -v sipp >/dev/null || fail "sipp not installed (apt-get install sip-tester)"
+if [ -z "${SUBJECT_BIN:-}" ]; then
+  (cd "$ROOT" && cargo build --quiet --bin dialtone)
+  SUBJECT_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/dialtone"
+fi
+
+free_port() { python3 -c 'import socket
+s=socket.socket(); s.bind(("127.0.0.1",0)); p=s.getsockname()[1]; s.close()
+u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.bind(("127.0.0.1",p)); u.close(); print(p)'; }
+SIP_PORT=$(free_port); API_PORT=$(free_port)
+TOKEN=conformance-token-0123456789
+
+# 100 extensions 3000..3099, password secret<N>
+{
+  cat <<YML
+server:
+  sip_host: 127.0.0.1
+  sip_port: $SIP_PORT
+api:
+  host: 127.0.0.1
+  port: $API_PORT
+  require_authentication: true
+  tokens: ["$TOKEN"]
+ami:
+  enabled: false
+database:
+  url: "sqlite://$WORK/dialtone.db"
+sip:
+  realm: conformance
+logging:
+  level: info
+extensions:
+YML
+  for n in $(seq 3000 3099); do
+    printf '  - { number: "%s", name: "User %s", password: "secret%s" }\n' "$n" "$n" "$n"
+  done
+} > "$WORK/config.yml"
+{
+  echo SEQUENTIAL
+  for n in $(seq 3000 3099); do echo "$n;secret$n;[authentication username=$n password=secret$n];[authentication username=$n password=wrong$n]"; done
+} > "$WORK/users.csv"
+
+"$SUBJECT_BIN" serve --config "$WORK/config.yml" >"$WORK/dialtone.log" 2>&1 &
+PID=$!
+for _ in $(seq 100); do
+  if python3 - "$API_PORT" <<'PY' 2>/dev/null; then break; fi
+import sys, urllib.request
+urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/health", timeout=1).read()
+PY
+  kill -0 "$PID" 2>/dev/null || fail "server exited at start-up"
+  sleep 0.1
+done
+
+run_sipp() {  # $1 scenario, $2 transport, $3 calls, extra args...
+  local sc=$1 tr=$2 m=$3; shift 3
+  (cd "$WORK" && timeout 60 sipp "127.0.0.1:$SIP_PORT" -sf "$HERE/sipp/$sc" -inf "$WORK/users.csv" \
+     -key domain 127.0.0.1 -key expires 600 -i 127.0.0.1 -p 0 -t "$tr" -m "$m" -r 50 -l 100 \
+     -timeout 50s -nostdin -trace_err "$@" >"$WORK/sipp_${sc}_${tr}.out" 2>&1)
+}
+
+echo "== sipp REGISTER + digest, 100 extensions, UDP"
+run_sipp reg_auth.xml u1 100 || fail "REGISTER over UDP (sipp exit $?)"
+echo "== sipp REGISTER + digest, 100 extensions, TCP"
+run_sipp reg_auth.xml t1 100 || fail "REGISTER over TCP (sipp exit $?)"
+echo "== wrong password -> 403"
+run_sipp reg_wrong_password.xml u1 3 || fail "wrong password was not refused with 403"
+
+echo "== REST shows the registrations"
+python3 - "$API_PORT" "$TOKEN" <<'PY' || fail "REST check"
+import json, sys, urllib.request, urllib.error
+port, token = sys.argv[1], sys.argv[2]
+def get(path, tok=token):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    if tok: req.add_header("Authorization", f"Bearer {tok}")
+    return json.load(urllib.request.urlopen(req, timeout=5))
+try:
+    get("/api/extensions", None); raise SystemExit("unauthenticated request was not refused")
+except urllib.error.HTTPError as e:
+    assert e.code == 401, e.code
+exts = get("/api/extensions")
+assert len(exts) == 100, len(exts)
+reg = [e for e in exts if e["registered"]]
+assert len(reg) == 100, f"{len(reg)} registered"
+assert all("secret" not in json.dumps(e) for e in exts), "secret leaked"
+st = get("/api/status", None)
+assert st["registered_extensions"] == 100, st
+print("  100 extensions registered, status", st)
+PY
+
+echo "== RFC 4475 torture messages over UDP"
+python3 "$HERE/torture.py" 127.0.0.1 "$SIP_PORT" "$HERE/rfc4475" || fail "torture run"
+kill -0 "$PID" || fail "server died during the torture run"
+
+echo "== graceful shutdown"
+kill -TERM "$PID"
+for _ in $(seq 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$PID" 2>/dev/null; then fail "server did not stop within 10 s of SIGTERM"; fi
+wait "$PID"; rc=$?; PID=""
+[ $rc -eq 0 ] || fail "server exit code $rc"
+echo "conformance: all passed"

@@ -1,0 +1,946 @@
+//! The PBX engine: the one owner of signalling state (sans-IO).
+//!
+//! It takes raw SIP bytes with their [`Peer`] through [`Pbx::handle_datagram`], commands
+//! through [`Pbx::handle_command`], time through [`Pbx::handle_timeout`], and emits
+//! [`Output`]s (packets to send, bindings to persist, events) from [`Pbx::poll_output`].
+//! The runtime drives it from a single task.
+
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tracing::{debug, info, warn};
+
+use super::directory::{BindingRecord, Extension};
+use super::peer::{ConnId, Peer, Proto};
+use super::registrar::{
+    AorPolicy, ContactSpec, QualifyStatus, RegisterRequest, Registrar, RegistrarConfig, RegistrarEvent, RemoveReason,
+};
+use crate::sip::auth::{AuthError, Credentials, DigestServer, Secret};
+use crate::sip::transaction::{
+    ClientDisposition, ServerDisposition, TimerConfig, TransactionLayer, TxEvent, TxId, TxKey, TxMethod,
+};
+use crate::sip::{Contact, HeaderName, Message, Method, Request, Response, Scheme, parse_datagram};
+
+/// Methods Dialtone answers (Allow header).
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER";
+
+/// Engine settings (from config.yml).
+#[derive(Debug, Clone)]
+pub struct PbxConfig {
+    pub realm: String,
+    pub user_agent: String,
+    pub timers: TimerConfig,
+    pub registrar: RegistrarConfig,
+    /// Failed authentications from one IP within `auth_failure_window` before it is banned.
+    pub auth_failure_limit: u32,
+    pub auth_failure_window: Duration,
+    pub ban_duration: Duration,
+    /// Address put in Via/Contact of requests Dialtone sends (qualify OPTIONS), per transport.
+    pub local_udp: SocketAddr,
+    pub local_tcp: Option<SocketAddr>,
+    /// Secret for nonces (random per start unless configured).
+    pub nonce_secret: [u8; 32],
+    pub nonce_lifetime: Duration,
+}
+
+/// Commands from the rest of the system (API, store watcher, runtime).
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Replace the whole directory (start-up, reload). Bindings of extensions that vanish or are
+    /// disabled are dropped.
+    LoadDirectory(Vec<Extension>),
+    /// Add or change one extension.
+    UpsertExtension(Extension),
+    /// Delete one extension and its bindings.
+    RemoveExtension(String),
+    /// Reload persisted bindings (start-up).
+    RestoreBindings(Vec<BindingRecord>),
+    /// A stream connection closed.
+    ConnectionClosed(ConnId),
+}
+
+/// A binding change for the store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PersistOp {
+    Upsert(BindingRecord),
+    Delete { aor: String, contact: String },
+}
+
+/// Things the engine reports (the event bus will carry more later).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PbxEvent {
+    Registered { aor: String, contact: String, source: Peer, user_agent: Option<String> },
+    Unregistered { aor: String, contact: String, reason: RemoveReason },
+    ContactStatus { aor: String, contact: String, status: QualifyStatus, rtt: Option<Duration> },
+}
+
+/// What the engine wants done.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Send these bytes to a peer.
+    Transmit { to: Peer, bytes: Bytes },
+    Persist(PersistOp),
+    Event(PbxEvent),
+}
+
+/// Live view of one binding for the API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContactView {
+    pub number: String,
+    pub uri: String,
+    pub source: Peer,
+    pub user_agent: Option<String>,
+    pub expires_in: u32,
+    pub registered_at: i64,
+    pub qualify: QualifyStatus,
+    pub rtt: Option<Duration>,
+}
+
+/// Counters for status endpoints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub extensions: usize,
+    pub registered_aors: usize,
+    pub bindings: usize,
+    pub transactions: usize,
+    pub banned_sources: usize,
+    pub requests: u64,
+    pub parse_errors: u64,
+}
+
+#[derive(Debug, Default)]
+struct FailureCount {
+    count: u32,
+    window_start: Option<Instant>,
+}
+
+/// Per-source failed-auth counting and banning.
+#[derive(Debug, Default)]
+struct AuthGuard {
+    failures: HashMap<IpAddr, FailureCount>,
+    bans: HashMap<IpAddr, Instant>,
+}
+
+impl AuthGuard {
+    fn is_banned(&mut self, now: Instant, ip: IpAddr) -> bool {
+        match self.bans.get(&ip) {
+            Some(until) if *until > now => true,
+            Some(_) => {
+                self.bans.remove(&ip);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Count a failure; true when this failure triggers a ban.
+    fn fail(&mut self, now: Instant, ip: IpAddr, limit: u32, window: Duration, ban: Duration) -> bool {
+        if limit == 0 {
+            return false;
+        }
+        let f = self.failures.entry(ip).or_default();
+        match f.window_start {
+            Some(start) if now.duration_since(start) <= window => f.count += 1,
+            _ => {
+                f.window_start = Some(now);
+                f.count = 1;
+            }
+        }
+        if f.count >= limit {
+            self.failures.remove(&ip);
+            self.bans.insert(ip, now + ban);
+            return true;
+        }
+        false
+    }
+
+    fn succeed(&mut self, ip: IpAddr) {
+        if !self.failures.is_empty() {
+            self.failures.remove(&ip);
+        }
+    }
+
+    fn sweep(&mut self, now: Instant, window: Duration) {
+        self.bans.retain(|_, until| *until > now);
+        self.failures.retain(|_, f| f.window_start.is_some_and(|s| now.duration_since(s) <= window));
+    }
+}
+
+/// An outstanding qualify OPTIONS.
+#[derive(Debug, Clone, Copy)]
+struct QualifyProbe {
+    binding: u64,
+    sent_at: Instant,
+}
+
+/// The engine.
+pub struct Pbx {
+    cfg: PbxConfig,
+    directory: HashMap<String, Extension>,
+    registrar: Registrar,
+    txs: TransactionLayer<Peer>,
+    digest: DigestServer,
+    guard: AuthGuard,
+    /// (due, binding id) of the next qualify per binding (lazy: re-checked when due).
+    qualify_queue: BinaryHeap<Reverse<(Instant, u64)>>,
+    qualify_due: HashMap<u64, Instant>,
+    probes: HashMap<TxId, QualifyProbe>,
+    out: VecDeque<Output>,
+    epoch: (Instant, i64),
+    tag_seq: u64,
+    branch_seq: u64,
+    next_sweep: Instant,
+    requests: u64,
+    parse_errors: u64,
+}
+
+impl Pbx {
+    /// `epoch` maps `now` values to unix milliseconds.
+    pub fn new(cfg: PbxConfig, epoch: (Instant, i64)) -> Pbx {
+        let digest = DigestServer::new(cfg.realm.clone(), cfg.nonce_secret, cfg.nonce_lifetime);
+        Pbx {
+            registrar: Registrar::new(cfg.registrar, epoch),
+            txs: TransactionLayer::new(cfg.timers),
+            digest,
+            guard: AuthGuard::default(),
+            directory: HashMap::new(),
+            qualify_queue: BinaryHeap::new(),
+            qualify_due: HashMap::new(),
+            probes: HashMap::new(),
+            out: VecDeque::new(),
+            tag_seq: u64::from(cfg.nonce_secret[0]) << 32 | u64::from(cfg.nonce_secret[1]) << 40,
+            branch_seq: u64::from(cfg.nonce_secret[2]) << 32,
+            next_sweep: epoch.0 + Duration::from_secs(60),
+            cfg,
+            epoch,
+            requests: 0,
+            parse_errors: 0,
+        }
+    }
+
+    fn unix_ms(&self, now: Instant) -> u64 {
+        let (base, ms) = self.epoch;
+        let d = now.saturating_duration_since(base).as_millis() as i64;
+        (ms + d).max(0) as u64
+    }
+
+    // ----------------------------------------------------------------- queries
+
+    /// Live contacts, of one extension or all.
+    pub fn contacts(&self, now: Instant, number: Option<&str>) -> Vec<ContactView> {
+        let view = |b: &super::registrar::Binding| ContactView {
+            number: b.aor.clone(),
+            uri: b.contact.clone(),
+            source: b.source,
+            user_agent: b.user_agent.clone(),
+            expires_in: b.expires_in(now),
+            registered_at: b.registered_at,
+            qualify: b.qualify,
+            rtt: b.rtt,
+        };
+        match number {
+            Some(n) => self.registrar.bindings_of(n).iter().map(view).collect(),
+            None => self.registrar.iter().map(view).collect(),
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            extensions: self.directory.len(),
+            registered_aors: self.registrar.registered_aors(),
+            bindings: self.registrar.binding_count(),
+            transactions: self.txs.len(),
+            banned_sources: self.guard.bans.len(),
+            requests: self.requests,
+            parse_errors: self.parse_errors,
+        }
+    }
+
+    pub fn extension(&self, number: &str) -> Option<&Extension> {
+        self.directory.get(number)
+    }
+
+    // ----------------------------------------------------------------- inputs
+
+    /// A command from outside the signalling path.
+    pub fn handle_command(&mut self, now: Instant, cmd: Command) {
+        match cmd {
+            Command::LoadDirectory(list) => {
+                let new: HashMap<String, Extension> = list.into_iter().map(|e| (e.number.clone(), e)).collect();
+                let gone: Vec<String> = self
+                    .directory
+                    .keys()
+                    .filter(|n| new.get(*n).is_none_or(|e| !e.enabled))
+                    .cloned()
+                    .collect();
+                self.directory = new;
+                for n in gone {
+                    self.registrar.remove_aor(&n, RemoveReason::Disabled);
+                }
+                // Bindings restored for extensions that no longer exist go too.
+                let orphans: Vec<String> = self
+                    .registrar
+                    .iter()
+                    .filter(|b| self.directory.get(&b.aor).is_none_or(|e| !e.enabled))
+                    .map(|b| b.aor.clone())
+                    .collect();
+                for n in orphans {
+                    self.registrar.remove_aor(&n, RemoveReason::Disabled);
+                }
+            }
+            Command::UpsertExtension(ext) => {
+                let number = ext.number.clone();
+                let enabled = ext.enabled;
+                self.directory.insert(number.clone(), ext);
+                if !enabled {
+                    self.registrar.remove_aor(&number, RemoveReason::Disabled);
+                }
+            }
+            Command::RemoveExtension(number) => {
+                self.directory.remove(&number);
+                self.registrar.remove_aor(&number, RemoveReason::Disabled);
+            }
+            Command::RestoreBindings(records) => {
+                self.registrar.restore(now, records);
+                for b in self.registrar.iter() {
+                    let id = b.id;
+                    self.schedule_qualify_soon(now, id);
+                }
+            }
+            Command::ConnectionClosed(conn) => {
+                debug!(conn, "stream connection closed");
+            }
+        }
+        self.drain_registrar(now);
+    }
+
+    /// One datagram (or one framed stream message) from `peer`.
+    pub fn handle_datagram(&mut self, now: Instant, peer: Peer, data: &[u8]) {
+        match parse_datagram(data) {
+            Ok(Message::Request(req)) => {
+                self.requests += 1;
+                self.handle_request(now, peer, req);
+            }
+            Ok(Message::Response(resp)) => self.handle_response(now, peer, resp),
+            Err(e) => {
+                if e.is_keepalive() {
+                    return;
+                }
+                self.parse_errors += 1;
+                debug!(%peer, error = %e, "malformed SIP message");
+                if let Some(resp) = e.error_response() {
+                    let to = response_target(peer, resp.top_via().as_ref());
+                    self.transmit(to, Message::Response(resp).to_bytes());
+                }
+            }
+        }
+    }
+
+    /// Advance timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.txs.handle_timeout(now);
+        self.drain_tx(now);
+        self.registrar.handle_timeout(now);
+        self.drain_registrar(now);
+        self.run_qualify(now);
+        if now >= self.next_sweep {
+            self.guard.sweep(now, self.cfg.auth_failure_window);
+            self.next_sweep = now + Duration::from_secs(60);
+        }
+    }
+
+    /// The earliest instant at which [`Pbx::handle_timeout`] must run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.txs.poll_timeout(),
+            self.registrar.poll_timeout(),
+            self.qualify_queue.peek().map(|Reverse((t, _))| *t),
+            Some(self.next_sweep),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Next thing to do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    // ----------------------------------------------------------------- requests
+
+    fn handle_request(&mut self, now: Instant, peer: Peer, mut req: Request) {
+        if self.guard.is_banned(now, peer.addr.ip()) {
+            return;
+        }
+        stamp_via(&mut req, peer);
+
+        let Some(key) = server_key(&req) else {
+            self.reply_stateless(peer, &req, 400, "Bad Request (missing Via branch)", &[]);
+            return;
+        };
+        // REGISTER challenges are stateless (RFC 3261 §8.2.7): a retransmission just gets a fresh
+        // nonce, and the registrar keeps no state for unauthenticated requests.
+        if req.method == Method::Register && req.headers.get(&HeaderName::Authorization).is_none() {
+            if let Some((status, reason, extra)) = self.precheck(&req) {
+                self.reply_stateless(peer, &req, status, reason, &extra);
+                return;
+            }
+            self.challenge(now, peer, None, &req, false);
+            return;
+        }
+        match self.txs.handle_request(now, key, peer.proto.is_reliable(), peer) {
+            ServerDisposition::New(tx) => self.dispatch(now, peer, tx, req),
+            ServerDisposition::CancelFor(tx, _invite) => {
+                // No INVITE handling yet: nothing to cancel.
+                self.respond(now, tx, &req, 481, "Call/Transaction Does Not Exist", &[]);
+            }
+            ServerDisposition::Retransmission | ServerDisposition::AckAbsorbed | ServerDisposition::AckNoTx => {}
+        }
+        self.drain_tx(now);
+    }
+
+    /// Checks made before any transaction or authentication: an answer here ends processing.
+    /// Returns (status, reason, extra headers).
+    fn precheck(&self, req: &Request) -> Option<(u16, &'static str, Vec<(HeaderName, String)>)> {
+        if !matches!(req.uri.scheme, Scheme::Sip | Scheme::Sips) {
+            return Some((416, "Unsupported URI Scheme", Vec::new()));
+        }
+        if req.method == Method::Ack || req.method == Method::Cancel {
+            return None;
+        }
+        // RFC 3261 §8.2.2.3: we support no option tags that a UAC could require.
+        let required: Vec<&str> = req.headers.get_all(&HeaderName::Require).collect();
+        if !required.is_empty() {
+            return Some((420, "Bad Extension", vec![(HeaderName::Unsupported, required.join(", "))]));
+        }
+        match req.method {
+            Method::Register => match req.to() {
+                Some(to) if matches!(to.uri.scheme, Scheme::Sip | Scheme::Sips) && to.uri.user.is_some() => None,
+                _ => Some((400, "Bad Request (To must be a SIP AOR)", Vec::new())),
+            },
+            Method::Invite => {
+                // RFC 3261 §8.2.3: bodies we cannot read, answers we cannot write.
+                if !req.body.is_empty() {
+                    let ct = req.content_type().unwrap_or("").to_ascii_lowercase();
+                    let ct = ct.split(';').next().unwrap_or("").trim().to_string();
+                    if ct != "application/sdp" && !ct.starts_with("multipart/") {
+                        return Some((415, "Unsupported Media Type", vec![(HeaderName::Accept, "application/sdp".into())]));
+                    }
+                }
+                let accepts: Vec<&str> = req.headers.get_all(&HeaderName::Accept).collect();
+                if !accepts.is_empty()
+                    && !accepts.iter().any(|a| {
+                        let a = a.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                        a == "application/sdp" || a == "application/*" || a == "*/*"
+                    })
+                {
+                    return Some((406, "Not Acceptable", vec![(HeaderName::Warning, "399 dialtone \"only application/sdp can be answered\"".into())]));
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn dispatch(&mut self, now: Instant, peer: Peer, tx: TxId, req: Request) {
+        if let Some((status, reason, extra)) = self.precheck(&req) {
+            self.respond(now, tx, &req, status, reason, &extra);
+            return;
+        }
+        match &req.method {
+            Method::Register => self.handle_register(now, peer, tx, &req),
+            Method::Options => {
+                let extra = vec![
+                    (HeaderName::Allow, ALLOW.to_string()),
+                    (HeaderName::Accept, "application/sdp".to_string()),
+                    (HeaderName::Supported, String::new()),
+                ];
+                self.respond(now, tx, &req, 200, "OK", &extra);
+            }
+            Method::Bye | Method::Cancel | Method::Info | Method::Update | Method::Prack => {
+                self.respond(now, tx, &req, 481, "Call/Transaction Does Not Exist", &[]);
+            }
+            Method::Ack => {}
+            Method::Invite => {
+                // Call handling arrives with the calls work; say so plainly.
+                self.respond(now, tx, &req, 501, "Not Implemented (calls are not enabled in this build)", &[(HeaderName::Allow, ALLOW.to_string())]);
+            }
+            Method::Subscribe => {
+                self.respond(now, tx, &req, 489, "Bad Event", &[(HeaderName::AllowEvents, String::new())]);
+            }
+            _ => {
+                self.respond(now, tx, &req, 501, "Not Implemented", &[(HeaderName::Allow, ALLOW.to_string())]);
+            }
+        }
+    }
+
+    fn challenge(&mut self, now: Instant, peer: Peer, tx: Option<TxId>, req: &Request, stale: bool) {
+        let values = self.digest.challenge(self.unix_ms(now), stale, Some(peer.addr.ip()));
+        let extra: Vec<(HeaderName, String)> = values.into_iter().map(|v| (HeaderName::WwwAuthenticate, v)).collect();
+        match tx {
+            Some(tx) => self.respond(now, tx, req, 401, "Unauthorized", &extra),
+            None => self.reply_stateless(peer, req, 401, "Unauthorized", &extra),
+        }
+    }
+
+    fn handle_register(&mut self, now: Instant, peer: Peer, tx: TxId, req: &Request) {
+        // The AOR is the To URI; it must be one of our extensions.
+        let to = match req.to() {
+            Some(to) if matches!(to.uri.scheme, Scheme::Sip | Scheme::Sips) => to,
+            _ => {
+                self.respond(now, tx, req, 400, "Bad Request (To must be a SIP URI)", &[]);
+                return;
+            }
+        };
+        let Some(aor) = to.uri.user.clone() else {
+            self.respond(now, tx, req, 400, "Bad Request (To has no user part)", &[]);
+            return;
+        };
+        let Some(auth_value) = req.headers.get(&HeaderName::Authorization) else {
+            self.challenge(now, peer, Some(tx), req, false);
+            return;
+        };
+        let creds = match Credentials::parse(auth_value) {
+            Ok(c) => c,
+            Err(AuthError::UnsupportedScheme) => {
+                self.challenge(now, peer, Some(tx), req, false);
+                return;
+            }
+            Err(e) => {
+                self.respond(now, tx, req, e.status(), "Bad Request (malformed Authorization)", &[]);
+                return;
+            }
+        };
+        let method = req.method.as_str();
+        let directory = &self.directory;
+        let verified = self.digest.verify(
+            self.unix_ms(now),
+            method,
+            &creds,
+            |user| directory.get(user).filter(|e| e.enabled).map(|e| Secret::Plain(e.secret.as_str())),
+            Some(peer.addr.ip()),
+        );
+        match verified {
+            Ok(v) if v.username == aor => {}
+            Ok(_) => {
+                self.auth_failed(now, peer, &aor);
+                self.respond(now, tx, req, 403, "Forbidden (user does not own this AOR)", &[]);
+                return;
+            }
+            Err(e) if e.wants_challenge() => {
+                let stale = matches!(e, AuthError::Stale);
+                self.challenge(now, peer, Some(tx), req, stale);
+                return;
+            }
+            Err(e) => {
+                let status = e.status();
+                if status == 403 {
+                    self.auth_failed(now, peer, &aor);
+                    self.respond(now, tx, req, 403, "Forbidden", &[]);
+                } else {
+                    self.respond(now, tx, req, status, "Bad Request", &[]);
+                }
+                return;
+            }
+        }
+        self.guard.succeed(peer.addr.ip());
+        let Some(ext) = self.directory.get(&aor) else {
+            self.respond(now, tx, req, 404, "Not Found", &[]);
+            return;
+        };
+        let policy = AorPolicy { max_contacts: ext.max_contacts, remove_existing: ext.remove_existing };
+
+        // Contacts.
+        let mut wildcard = false;
+        let mut contacts = Vec::new();
+        match req.contacts() {
+            Ok(list) => {
+                for c in list {
+                    match c {
+                        Contact::Star => wildcard = true,
+                        Contact::Addr(na) => contacts.push(ContactSpec {
+                            expires: na.param("expires").and_then(|v| v.map(parse_delta)),
+                            instance: na.param("+sip.instance").and_then(|v| v.map(|s| s.trim_matches('"').to_string())),
+                            q: na.param("q").and_then(|v| v.map(str::to_string)),
+                            uri: na.uri.to_string(),
+                        }),
+                    }
+                }
+            }
+            Err(_) => {
+                self.respond(now, tx, req, 400, "Bad Request (malformed Contact)", &[]);
+                return;
+            }
+        }
+        let expires_header = req.headers.get(&HeaderName::Expires).map(parse_delta);
+        let (Some(call_id), Some(cseq)) = (req.call_id(), req.cseq()) else {
+            self.respond(now, tx, req, 400, "Bad Request", &[]);
+            return;
+        };
+        let rr = RegisterRequest {
+            aor: &aor,
+            wildcard,
+            contacts,
+            expires_header,
+            call_id,
+            cseq: cseq.seq,
+            source: peer,
+            user_agent: req.user_agent(),
+        };
+        match self.registrar.handle_register(now, &rr, policy) {
+            Ok(ok) => {
+                let mut extra: Vec<(HeaderName, String)> = ok
+                    .contacts
+                    .iter()
+                    .map(|(uri, exp)| (HeaderName::Contact, format!("<{uri}>;expires={exp}")))
+                    .collect();
+                extra.push((HeaderName::Date, http_date(self.unix_ms(now) / 1000)));
+                self.respond(now, tx, req, 200, "OK", &extra);
+            }
+            Err(e) => {
+                let mut extra = Vec::new();
+                if let super::registrar::RegisterError::IntervalTooBrief { min_expires } = e {
+                    extra.push((HeaderName::MinExpires, min_expires.to_string()));
+                }
+                let reason = match e.status() {
+                    423 => "Interval Too Brief",
+                    400 => "Bad Request",
+                    403 => "Forbidden (too many contacts)",
+                    _ => "Server Internal Error (CSeq out of order)",
+                };
+                self.respond(now, tx, req, e.status(), reason, &extra);
+            }
+        }
+        self.drain_registrar(now);
+    }
+
+    fn auth_failed(&mut self, now: Instant, peer: Peer, aor: &str) {
+        let ip = peer.addr.ip();
+        if self.guard.fail(now, ip, self.cfg.auth_failure_limit, self.cfg.auth_failure_window, self.cfg.ban_duration) {
+            warn!(%ip, user = aor, seconds = self.cfg.ban_duration.as_secs(), "too many failed authentications: ignoring this source");
+        }
+    }
+
+    // ----------------------------------------------------------------- responses in
+
+    fn handle_response(&mut self, now: Instant, _peer: Peer, resp: Response) {
+        let Some(key) = client_key(&resp) else { return };
+        let Some((tx, disp)) = self.txs.handle_response(now, &key, resp.status) else {
+            debug!(status = resp.status, "response matches no transaction");
+            return;
+        };
+        if matches!(disp, ClientDisposition::Absorbed) || resp.status < 200 {
+            return;
+        }
+        if let Some(probe) = self.probes.remove(&tx) {
+            // Any final response proves the contact is alive (Asterisk counts 2xx–6xx alike).
+            let rtt = now.saturating_duration_since(probe.sent_at);
+            self.qualify_result(now, probe.binding, QualifyStatus::Reachable, Some(rtt));
+        }
+        self.drain_tx(now);
+    }
+
+    // ----------------------------------------------------------------- qualify
+
+    fn schedule_qualify_soon(&mut self, now: Instant, binding: u64) {
+        // First probe shortly after registration (spread by id to avoid bursts).
+        let due = now + Duration::from_millis(500 + (binding % 64) * 50);
+        self.qualify_due.insert(binding, due);
+        self.qualify_queue.push(Reverse((due, binding)));
+    }
+
+    fn run_qualify(&mut self, now: Instant) {
+        while let Some(Reverse((due, id))) = self.qualify_queue.peek().copied() {
+            if due > now {
+                break;
+            }
+            self.qualify_queue.pop();
+            if self.qualify_due.get(&id) != Some(&due) {
+                continue;
+            }
+            let Some(b) = self.registrar.binding(id) else {
+                self.qualify_due.remove(&id);
+                continue;
+            };
+            let freq = self.directory.get(&b.aor).map(|e| e.qualify_frequency).unwrap_or(0);
+            if freq == 0 {
+                self.qualify_due.remove(&id);
+                continue;
+            }
+            let (target, contact, aor) = (b.source, b.contact.clone(), b.aor.clone());
+            let next = now + Duration::from_secs(u64::from(freq));
+            self.qualify_due.insert(id, next);
+            self.qualify_queue.push(Reverse((next, id)));
+            if self.probes.values().any(|p| p.binding == id) {
+                continue;
+            }
+            let (key, bytes) = self.build_options(&contact, &aor, target);
+            let tx = self.txs.send_request(now, key, target, target.proto.is_reliable(), bytes);
+            self.probes.insert(tx, QualifyProbe { binding: id, sent_at: now });
+        }
+        self.drain_tx(now);
+    }
+
+    fn qualify_result(&mut self, _now: Instant, id: u64, status: QualifyStatus, rtt: Option<Duration>) {
+        if self.registrar.set_qualify(id, status, rtt)
+            && let Some(b) = self.registrar.binding(id)
+        {
+            info!(aor = %b.aor, contact = %b.contact, status = status.as_str(), "contact status changed");
+            self.out.push_back(Output::Event(PbxEvent::ContactStatus {
+                aor: b.aor.clone(),
+                contact: b.contact.clone(),
+                status,
+                rtt,
+            }));
+        }
+    }
+
+    fn build_options(&mut self, contact: &str, aor: &str, target: Peer) -> (TxKey, Bytes) {
+        self.branch_seq += 1;
+        let branch = format!("z9hG4bK-dt{:x}", self.branch_seq);
+        let local = match target.proto {
+            Proto::Tcp => self.cfg.local_tcp.unwrap_or(self.cfg.local_udp),
+            Proto::Udp => self.cfg.local_udp,
+        };
+        let local_host = if local.ip().is_unspecified() { target_local_guess(target.addr) } else { local.ip() };
+        let tag = self.new_tag();
+        let text = format!(
+            "OPTIONS {contact} SIP/2.0\r\n\
+             Via: SIP/2.0/{proto} {host}:{port};branch={branch};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:dialtone@{host}>;tag={tag}\r\n\
+             To: <sip:{aor}@{host}>\r\n\
+             Call-ID: {branch}@{host}\r\n\
+             CSeq: 1 OPTIONS\r\n\
+             User-Agent: {ua}\r\n\
+             Accept: application/sdp\r\n\
+             Content-Length: 0\r\n\r\n",
+            proto = target.proto.via_name(),
+            host = fmt_host(local_host),
+            port = local.port(),
+            ua = self.cfg.user_agent,
+        );
+        (TxKey::client(branch, TxMethod::Other("OPTIONS".into())), Bytes::from(text))
+    }
+
+    // ----------------------------------------------------------------- plumbing
+
+    fn new_tag(&mut self) -> String {
+        self.tag_seq = self.tag_seq.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        format!("{:x}", self.tag_seq >> 16)
+    }
+
+    fn build_response(&mut self, req: &Request, status: u16, reason: &str, extra: &[(HeaderName, String)]) -> Bytes {
+        let mut resp = req.make_response(status, reason);
+        if status > 100 {
+            let tag = self.new_tag();
+            resp.set_to_tag(&tag);
+        }
+        for (name, value) in extra {
+            if value.is_empty() && matches!(name, HeaderName::Supported | HeaderName::AllowEvents) {
+                continue;
+            }
+            resp.headers.push(name.clone(), value.clone());
+        }
+        resp.headers.push(HeaderName::Server, self.cfg.user_agent.clone());
+        Message::Response(resp).to_bytes()
+    }
+
+    fn respond(&mut self, now: Instant, tx: TxId, req: &Request, status: u16, reason: &str, extra: &[(HeaderName, String)]) {
+        let bytes = self.build_response(req, status, reason, extra);
+        if let Err(e) = self.txs.respond(now, tx, status, bytes) {
+            debug!(error = %e, "response on a finished transaction");
+        }
+        self.drain_tx(now);
+    }
+
+    fn reply_stateless(&mut self, peer: Peer, req: &Request, status: u16, reason: &str, extra: &[(HeaderName, String)]) {
+        let bytes = self.build_response(req, status, reason, extra);
+        let to = response_target(peer, req.top_via().as_ref());
+        self.transmit(to, bytes);
+    }
+
+    fn transmit(&mut self, to: Peer, bytes: Bytes) {
+        self.out.push_back(Output::Transmit { to, bytes });
+    }
+
+    fn drain_tx(&mut self, now: Instant) {
+        while let Some(t) = self.txs.poll_transmit() {
+            self.out.push_back(Output::Transmit { to: t.dest, bytes: t.bytes });
+        }
+        while let Some(ev) = self.txs.poll_event() {
+            match ev {
+                TxEvent::Timeout(tx) | TxEvent::TransportError(tx) => {
+                    if let Some(probe) = self.probes.remove(&tx) {
+                        self.qualify_result(now, probe.binding, QualifyStatus::Unreachable, None);
+                    }
+                }
+                TxEvent::Terminated(tx, _) => {
+                    self.probes.remove(&tx);
+                }
+            }
+        }
+    }
+
+    fn drain_registrar(&mut self, now: Instant) {
+        while let Some(ev) = self.registrar.poll_event() {
+            match ev {
+                RegistrarEvent::Bound { record, new, persist } => {
+                    if new {
+                        info!(aor = %record.aor, contact = %record.contact, source = %record.source, "registered");
+                        self.out.push_back(Output::Event(PbxEvent::Registered {
+                            aor: record.aor.clone(),
+                            contact: record.contact.clone(),
+                            source: parse_peer(&record.source, &record.transport),
+                            user_agent: record.user_agent.clone(),
+                        }));
+                        if let Some(b) = self.registrar.bindings_of(&record.aor).iter().find(|b| b.contact == record.contact) {
+                            let id = b.id;
+                            self.schedule_qualify_soon(now, id);
+                        }
+                    }
+                    if persist {
+                        self.out.push_back(Output::Persist(PersistOp::Upsert(record)));
+                    }
+                }
+                RegistrarEvent::Removed { aor, contact, reason, .. } => {
+                    info!(%aor, %contact, ?reason, "unregistered");
+                    self.out.push_back(Output::Persist(PersistOp::Delete { aor: aor.clone(), contact: contact.clone() }));
+                    self.out.push_back(Output::Event(PbxEvent::Unregistered { aor, contact, reason }));
+                }
+            }
+        }
+    }
+}
+
+fn parse_peer(source: &str, transport: &str) -> Peer {
+    let addr = source.parse().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    Peer { addr, proto: Proto::parse(transport).unwrap_or(Proto::Udp), conn: None }
+}
+
+fn fmt_host(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+/// With a wildcard bind, use loopback for loopback peers, else the peer's own family's
+/// unspecified address is useless: the runtime fills `local_udp` with a concrete address when it
+/// can; this is the fallback.
+fn target_local_guess(target: SocketAddr) -> IpAddr {
+    if target.ip().is_loopback() { target.ip() } else { IpAddr::from([127, 0, 0, 1]) }
+}
+
+/// `delta-seconds`: digits, saturating at u32::MAX (RFC 3261 §20.19 / RFC 4475 scalar02).
+fn parse_delta(v: &str) -> u32 {
+    let v = v.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return 3600;
+    }
+    v.parse::<u64>().map(|n| n.min(u64::from(u32::MAX)) as u32).unwrap_or(u32::MAX)
+}
+
+/// RFC 3581 / RFC 3261 §18.2.1: note where the request really came from in its top Via.
+fn stamp_via(req: &mut Request, peer: Peer) {
+    let Some(mut via) = req.top_via() else { return };
+    let ip = peer.addr.ip().to_string();
+    let mut changed = false;
+    if via.host.trim_start_matches('[').trim_end_matches(']') != ip {
+        via.set_param("received", Some(ip));
+        changed = true;
+    }
+    if let Some(None) = via.rport() {
+        via.set_param("rport", Some(peer.addr.port().to_string()));
+        if via.received().is_none() {
+            via.set_param("received", Some(peer.addr.ip().to_string()));
+        }
+        changed = true;
+    }
+    if changed {
+        replace_top_via(req, via.to_string());
+    }
+}
+
+fn replace_top_via(req: &mut Request, value: String) {
+    let vias: Vec<String> = req.headers.get_all(&HeaderName::Via).map(str::to_string).collect();
+    req.headers.remove(&HeaderName::Via);
+    req.headers.push(HeaderName::Via, value);
+    for v in vias.into_iter().skip(1) {
+        req.headers.push(HeaderName::Via, v);
+    }
+}
+
+/// Where a response goes. Over a stream: back on the connection. Over UDP: to the source
+/// address and port of the request, whatever the Via says — Asterisk's `force_rport=yes`
+/// default, which is what phones behind NAT need (RFC 3581 behaviour for every request).
+fn response_target(peer: Peer, _via: Option<&crate::sip::Via>) -> Peer {
+    peer
+}
+
+/// The server transaction key of a request (RFC 3261 §17.2.3; RFC 2543 fallback).
+fn server_key(req: &Request) -> Option<TxKey> {
+    let via = req.top_via()?;
+    let sent_by = match via.port {
+        Some(p) => format!("{}:{}", via.host.to_ascii_lowercase(), p),
+        None => via.host.to_ascii_lowercase(),
+    };
+    let method = tx_method(&req.method);
+    match via.branch() {
+        Some(b) if b.starts_with("z9hG4bK") && b.len() > 7 => Some(TxKey::server(b.to_string(), sent_by, method)),
+        _ => {
+            // RFC 2543 peers: Call-ID + CSeq number + From tag stand in for the branch.
+            let call_id = req.call_id()?;
+            let cseq = req.cseq()?;
+            let from_tag = req.from().and_then(|f| f.tag().map(str::to_string)).unwrap_or_default();
+            Some(TxKey::server(format!("2543:{call_id}:{}:{from_tag}", cseq.seq), sent_by, method))
+        }
+    }
+}
+
+fn client_key(resp: &Response) -> Option<TxKey> {
+    let via = resp.top_via()?;
+    let branch = via.branch()?.to_string();
+    let cseq = resp.cseq()?;
+    Some(TxKey::client(branch, tx_method(&cseq.method)))
+}
+
+fn tx_method(m: &Method) -> TxMethod {
+    match m {
+        Method::Invite => TxMethod::Invite,
+        Method::Ack => TxMethod::Ack,
+        Method::Cancel => TxMethod::Cancel,
+        other => TxMethod::Other(other.as_str().to_string()),
+    }
+}
+
+/// RFC 7231 IMF-fixdate for the Date header.
+pub fn http_date(unix: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let days = unix / 86_400;
+    let secs = unix % 86_400;
+    let weekday = DAYS[(days % 7) as usize];
+    // civil-from-days (Howard Hinnant)
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{weekday}, {d:02} {} {y} {:02}:{:02}:{:02} GMT",
+        MONTHS[(m - 1) as usize],
+        secs / 3600,
+        (secs % 3600) / 60,
+        secs % 60
+    )
+}

@@ -1,0 +1,147 @@
+//! The REST API's view of the PBX: extensions from the store (then pushed to the core at
+//! once), live registrations and counters from the core.
+
+use std::time::Duration;
+
+use tracing::{debug, info, warn};
+
+use super::core::CoreHandle;
+use crate::api::{ApiBackend, ApiConfig, BackendError, BoxFut, ContactInfo, StatusCounts};
+use crate::config::Config;
+use crate::pbx::directory::Extension;
+use crate::pbx::engine::{Command, ContactView};
+use crate::store::{Store, StoreError};
+
+/// The live backend.
+pub struct Backend {
+    store: Store,
+    core: CoreHandle,
+}
+
+impl Backend {
+    pub fn new(store: Store, core: CoreHandle, _started_unix_ms: i64) -> Backend {
+        Backend { store, core }
+    }
+}
+
+fn store_err(e: StoreError) -> BackendError {
+    match e {
+        StoreError::Duplicate { number } => BackendError::Duplicate(number),
+        StoreError::NotFound { number } => BackendError::NotFound(number),
+        other => BackendError::Unavailable(other.to_string()),
+    }
+}
+
+fn contact_info(c: ContactView) -> ContactInfo {
+    ContactInfo {
+        number: c.number,
+        uri: c.uri,
+        ip: c.source.addr.ip().to_string(),
+        port: c.source.addr.port(),
+        transport: c.source.proto.as_str().to_string(),
+        user_agent: c.user_agent,
+        expires_in: u64::from(c.expires_in),
+        registered_at: c.registered_at,
+        qualify_status: c.qualify.as_str().to_string(),
+        rtt_ms: c.rtt.map(|d| d.as_secs_f64() * 1000.0),
+    }
+}
+
+impl ApiBackend for Backend {
+    fn list_extensions(&self) -> BoxFut<'_, Result<Vec<Extension>, BackendError>> {
+        Box::pin(async move { self.store.list_extensions().await.map_err(store_err) })
+    }
+
+    fn get_extension<'a>(&'a self, number: &'a str) -> BoxFut<'a, Result<Option<Extension>, BackendError>> {
+        Box::pin(async move { self.store.get_extension(number).await.map_err(store_err) })
+    }
+
+    fn create_extension(&self, ext: Extension) -> BoxFut<'_, Result<Extension, BackendError>> {
+        Box::pin(async move {
+            let stored = self.store.insert_extension(&ext).await.map_err(store_err)?;
+            // Takes effect at once: the next REGISTER for it is accepted.
+            self.core.command(Command::UpsertExtension(stored.clone())).await;
+            Ok(stored)
+        })
+    }
+
+    fn update_extension(&self, ext: Extension) -> BoxFut<'_, Result<Extension, BackendError>> {
+        Box::pin(async move {
+            let stored = self.store.update_extension(&ext).await.map_err(store_err)?;
+            // A disabled extension loses its bindings; a new secret applies to the next REGISTER.
+            self.core.command(Command::UpsertExtension(stored.clone())).await;
+            Ok(stored)
+        })
+    }
+
+    fn delete_extension<'a>(&'a self, number: &'a str) -> BoxFut<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            self.store.delete_extension(number).await.map_err(store_err)?;
+            self.core.command(Command::RemoveExtension(number.to_string())).await;
+            Ok(())
+        })
+    }
+
+    fn contacts<'a>(&'a self, number: Option<&'a str>) -> BoxFut<'a, Vec<ContactInfo>> {
+        Box::pin(async move {
+            self.core.contacts(number.map(str::to_string)).await.into_iter().map(contact_info).collect()
+        })
+    }
+
+    fn status(&self) -> BoxFut<'_, StatusCounts> {
+        Box::pin(async move {
+            let s = self.core.stats().await;
+            StatusCounts {
+                registered_extensions: s.registered_aors,
+                registered_contacts: s.bindings,
+                extensions: s.extensions,
+                ..StatusCounts::default()
+            }
+        })
+    }
+}
+
+/// The API settings from config.yml.
+pub fn api_config(cfg: &Config) -> ApiConfig {
+    ApiConfig {
+        require_authentication: cfg.api.require_authentication,
+        tokens: cfg.api.tokens.iter().map(|t| t.expose().to_string()).filter(|t| !t.is_empty()).collect(),
+        admin_user: cfg.api.admin_user.clone(),
+        admin_password: cfg.api.admin_password.expose().to_string(),
+        jwt_secret: cfg.api.jwt_secret.as_ref().map(|s| s.expose().as_bytes().to_vec()).unwrap_or_default(),
+        token_ttl: Duration::from_secs(24 * 3600),
+    }
+}
+
+/// Follow extension changes made by another process (the `dialtone extension` CLI writes the
+/// same store): poll the store's directory version once a second and reload when it moves.
+pub async fn watch_directory(store: Store, core: CoreHandle) {
+    let mut last = match store.directory_version().await {
+        Ok(v) => v,
+        Err(e) => {
+            warn!(error = %e, "cannot read the directory version; external changes need a restart");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        match store.directory_version().await {
+            Ok(v) if v != last => {
+                last = v;
+                match store.list_extensions().await {
+                    Ok(list) => {
+                        info!(extensions = list.len(), "directory changed in the store: reloading");
+                        if !core.command(Command::LoadDirectory(list)).await {
+                            return;
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "directory reload failed"),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => debug!(error = %e, "directory version poll failed"),
+        }
+    }
+}

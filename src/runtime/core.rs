@@ -1,0 +1,263 @@
+//! The core task: the single owner of the [`Pbx`] engine. It reads the UDP socket itself
+//! (no hand-off per datagram), takes framed TCP messages and commands from a channel, and
+//! drives the engine's timers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::net::UdpSocket;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::{debug, error, warn};
+
+use super::sip_io::{self, TcpSettings};
+use crate::pbx::engine::{Command, ContactView, Output, PbxEvent, PersistOp, Stats};
+use crate::pbx::peer::{ConnId, Peer, Proto};
+use crate::pbx::Pbx;
+
+/// Messages into the core task.
+#[derive(Debug)]
+pub enum CoreMsg {
+    /// A framed SIP message from a stream connection.
+    Inbound { peer: Peer, bytes: Bytes },
+    ConnOpened { id: ConnId, addr: SocketAddr, writer: mpsc::Sender<Bytes> },
+    ConnClosed { id: ConnId },
+    /// An outgoing stream connection could not be opened: drop what waited for it.
+    ConnectFailed { addr: SocketAddr },
+    Command(Command),
+    Contacts { number: Option<String>, reply: oneshot::Sender<Vec<ContactView>> },
+    Stats { reply: oneshot::Sender<Stats> },
+    /// Stop: answer nothing more, flush, exit.
+    Shutdown,
+}
+
+/// A cheap, cloneable handle to talk to the core task.
+#[derive(Debug, Clone)]
+pub struct CoreHandle {
+    tx: mpsc::Sender<CoreMsg>,
+    events: broadcast::Sender<PbxEvent>,
+}
+
+impl CoreHandle {
+    pub async fn command(&self, cmd: Command) -> bool {
+        self.tx.send(CoreMsg::Command(cmd)).await.is_ok()
+    }
+
+    pub async fn contacts(&self, number: Option<String>) -> Vec<ContactView> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(CoreMsg::Contacts { number, reply }).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    pub async fn stats(&self) -> Stats {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(CoreMsg::Stats { reply }).await.is_err() {
+            return Stats::default();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Subscribe to engine events (a slow subscriber lags; it never blocks the core).
+    pub fn subscribe(&self) -> broadcast::Receiver<PbxEvent> {
+        self.events.subscribe()
+    }
+
+    pub(crate) fn sender(&self) -> mpsc::Sender<CoreMsg> {
+        self.tx.clone()
+    }
+}
+
+/// Everything the core task owns.
+pub struct Core {
+    pub pbx: Pbx,
+    pub udp: Arc<UdpSocket>,
+    pub rx: mpsc::Receiver<CoreMsg>,
+    pub self_tx: mpsc::Sender<CoreMsg>,
+    pub persist: mpsc::UnboundedSender<PersistOp>,
+    pub events: broadcast::Sender<PbxEvent>,
+    pub tcp: TcpSettings,
+}
+
+/// Create the channel pair for a core.
+pub fn channel(events_capacity: usize) -> (CoreHandle, mpsc::Receiver<CoreMsg>, broadcast::Sender<PbxEvent>) {
+    let (tx, rx) = mpsc::channel(8192);
+    let (events, _) = broadcast::channel(events_capacity);
+    (CoreHandle { tx, events: events.clone() }, rx, events)
+}
+
+const UDP_BATCH: usize = 64;
+
+impl Core {
+    /// Run until a `Shutdown` message arrives or every handle is gone.
+    pub async fn run(mut self) {
+        let mut conns: HashMap<ConnId, mpsc::Sender<Bytes>> = HashMap::new();
+        // Outgoing stream connections being set up: bytes wait here until connected.
+        let mut pending_connect: HashMap<SocketAddr, Vec<Bytes>> = HashMap::new();
+        let mut buf = vec![0u8; 65_536];
+        let mut outbox: Vec<(Peer, Bytes)> = Vec::with_capacity(UDP_BATCH);
+        loop {
+            // Drain everything the engine wants done.
+            self.flush(&mut conns, &mut pending_connect, &mut outbox).await;
+            let deadline = self.pbx.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                r = self.udp.readable() => {
+                    if let Err(e) = r {
+                        error!(error = %e, "UDP socket failed");
+                        return;
+                    }
+                    let now = Instant::now();
+                    let pbx = &mut self.pbx;
+                    if let Err(e) = sip_io::recv_batch(&self.udp, &mut buf, UDP_BATCH, |from, data| {
+                        pbx.handle_datagram(now, Peer::udp(from), data);
+                    }) {
+                        warn!(error = %e, "UDP receive failed");
+                    }
+                }
+                msg = self.rx.recv() => {
+                    let Some(msg) = msg else { return };
+                    if !self.on_msg(msg, &mut conns, &mut pending_connect) {
+                        self.flush(&mut conns, &mut pending_connect, &mut outbox).await;
+                        return;
+                    }
+                    // Take whatever else is queued without waiting.
+                    for _ in 0..256 {
+                        match self.rx.try_recv() {
+                            Ok(msg) => {
+                                if !self.on_msg(msg, &mut conns, &mut pending_connect) {
+                                    self.flush(&mut conns, &mut pending_connect, &mut outbox).await;
+                                    return;
+                                }
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = sleep => {
+                    self.pbx.handle_timeout(Instant::now());
+                }
+            }
+        }
+    }
+
+    /// Returns false on shutdown.
+    fn on_msg(
+        &mut self,
+        msg: CoreMsg,
+        conns: &mut HashMap<ConnId, mpsc::Sender<Bytes>>,
+        pending: &mut HashMap<SocketAddr, Vec<Bytes>>,
+    ) -> bool {
+        let now = Instant::now();
+        match msg {
+            CoreMsg::Inbound { peer, bytes } => self.pbx.handle_datagram(now, peer, &bytes),
+            CoreMsg::ConnOpened { id, addr, writer } => {
+                if let Some(queued) = pending.remove(&addr) {
+                    for b in queued {
+                        let _ = writer.try_send(b);
+                    }
+                }
+                conns.insert(id, writer);
+            }
+            CoreMsg::ConnClosed { id } => {
+                conns.remove(&id);
+                self.pbx.handle_command(now, Command::ConnectionClosed(id));
+            }
+            CoreMsg::ConnectFailed { addr } => {
+                if let Some(q) = pending.remove(&addr) {
+                    debug!(%addr, dropped = q.len(), "messages dropped: TCP connect failed");
+                }
+            }
+            CoreMsg::Command(cmd) => self.pbx.handle_command(now, cmd),
+            CoreMsg::Contacts { number, reply } => {
+                let _ = reply.send(self.pbx.contacts(now, number.as_deref()));
+            }
+            CoreMsg::Stats { reply } => {
+                let _ = reply.send(self.pbx.stats());
+            }
+            CoreMsg::Shutdown => return false,
+        }
+        true
+    }
+
+    async fn flush(
+        &mut self,
+        conns: &mut HashMap<ConnId, mpsc::Sender<Bytes>>,
+        pending: &mut HashMap<SocketAddr, Vec<Bytes>>,
+        outbox: &mut Vec<(Peer, Bytes)>,
+    ) {
+        while let Some(out) = self.pbx.poll_output() {
+            match out {
+                Output::Transmit { to, bytes } => match to.proto {
+                    Proto::Udp => outbox.push((to, bytes)),
+                    Proto::Tcp => self.send_stream(to, bytes, conns, pending),
+                },
+                Output::Persist(op) => {
+                    let _ = self.persist.send(op);
+                }
+                Output::Event(ev) => {
+                    let _ = self.events.send(ev);
+                }
+            }
+            if outbox.len() >= UDP_BATCH {
+                self.send_outbox(outbox).await;
+            }
+        }
+        self.send_outbox(outbox).await;
+    }
+
+    async fn send_outbox(&self, outbox: &mut Vec<(Peer, Bytes)>) {
+        for (to, bytes) in outbox.drain(..) {
+            sip_io::send_udp(&self.udp, to.addr, &bytes).await;
+        }
+    }
+
+    fn send_stream(
+        &self,
+        to: Peer,
+        bytes: Bytes,
+        conns: &mut HashMap<ConnId, mpsc::Sender<Bytes>>,
+        pending: &mut HashMap<SocketAddr, Vec<Bytes>>,
+    ) {
+        if let Some(w) = to.conn.and_then(|c| conns.get(&c)) {
+            match w.try_send(bytes) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    warn!(peer = %to, "TCP connection backlog full, message dropped");
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(b)) => {
+                    // fall through to reconnect with the bytes
+                    return self.reconnect(to.addr, b, pending);
+                }
+            }
+        }
+        self.reconnect(to.addr, bytes, pending);
+    }
+
+    /// The connection is gone: open a new one to the peer's address (RFC 3261 §18.2.2 for
+    /// responses; for requests, the registered contact's source).
+    fn reconnect(&self, addr: SocketAddr, bytes: Bytes, pending: &mut HashMap<SocketAddr, Vec<Bytes>>) {
+        let first = !pending.contains_key(&addr);
+        pending.entry(addr).or_default().push(bytes);
+        if first {
+            let core = self.self_tx.clone();
+            let settings = self.tcp;
+            tokio::spawn(async move {
+                if let Err(e) = sip_io::connect(addr, core.clone(), settings).await {
+                    debug!(%addr, error = %e, "TCP connect failed");
+                    let _ = core.send(CoreMsg::ConnectFailed { addr }).await;
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests: a whole Dialtone on 127.0.0.1:0 driven over real sockets.
+
+mod api;
+mod register;
+mod support;
