@@ -1,0 +1,93 @@
+//! The seam between the REST API and the rest of the PBX.
+//!
+//! The API never touches the store or the SIP core directly: it talks to an [`ApiBackend`],
+//! implemented by the runtime over the store (extensions) and the registrar (live contacts).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::pbx::directory::Extension;
+
+/// A boxed, `Send` future borrowing from the backend (object-safe async trait methods).
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Everything the REST API needs from the PBX.
+pub trait ApiBackend: Send + Sync + 'static {
+    /// All extensions, in the store's order.
+    fn list_extensions(&self) -> BoxFut<'_, Result<Vec<Extension>, BackendError>>;
+    /// One extension by number; `Ok(None)` when it does not exist.
+    fn get_extension<'a>(
+        &'a self,
+        number: &'a str,
+    ) -> BoxFut<'a, Result<Option<Extension>, BackendError>>;
+    /// Inserts a new extension and returns it as stored (with its id).
+    /// [`BackendError::Duplicate`] when the number is taken (→ HTTP 409).
+    fn create_extension(&self, ext: Extension) -> BoxFut<'_, Result<Extension, BackendError>>;
+    /// Replaces the extension with the same number and returns it as stored.
+    /// [`BackendError::NotFound`] when it does not exist (→ HTTP 404).
+    fn update_extension(&self, ext: Extension) -> BoxFut<'_, Result<Extension, BackendError>>;
+    /// Removes an extension. [`BackendError::NotFound`] when it does not exist (→ HTTP 404).
+    fn delete_extension<'a>(&'a self, number: &'a str) -> BoxFut<'a, Result<(), BackendError>>;
+    /// Live registration state (from the registrar, in memory): the contacts of one
+    /// extension, or of all extensions when `number` is `None`.
+    fn contacts<'a>(&'a self, number: Option<&'a str>) -> BoxFut<'a, Vec<ContactInfo>>;
+    /// Live counters for `GET /api/status`.
+    fn status(&self) -> BoxFut<'_, StatusCounts>;
+}
+
+/// Failures of the backend, mapped to HTTP statuses by the API.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// The extension number already exists (HTTP 409).
+    #[error("extension {0} already exists")]
+    Duplicate(String),
+    /// The extension number does not exist (HTTP 404).
+    #[error("extension {0} not found")]
+    NotFound(String),
+    /// The store or the core cannot answer right now (HTTP 503). The text is logged, never
+    /// sent to the client.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// One registered contact (binding) of an extension, as the registrar sees it now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContactInfo {
+    /// The extension number (AOR user part).
+    pub number: String,
+    /// The Contact URI as registered.
+    pub uri: String,
+    /// Source IP of the REGISTER.
+    pub ip: String,
+    /// Source port of the REGISTER.
+    pub port: u16,
+    /// `udp`, `tcp` or `tls`.
+    pub transport: String,
+    pub user_agent: Option<String>,
+    /// Seconds until the binding expires.
+    pub expires_in: u64,
+    /// Unix seconds of the (last) registration.
+    pub registered_at: i64,
+    /// `"Reachable"`, `"Unreachable"` or `"Unknown"`.
+    pub qualify_status: String,
+    /// Round-trip time of the last qualify OPTIONS, when known.
+    pub rtt_ms: Option<f64>,
+}
+
+/// Live counters of the PBX.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    /// Extensions with at least one live contact.
+    pub registered_extensions: usize,
+    pub active_calls: usize,
+    /// Calls since start.
+    pub total_calls: u64,
+    pub active_recordings: usize,
+    pub active_conferences: usize,
+    pub parked_calls: usize,
+    pub queued_calls: usize,
+    /// Live contacts (bindings) over all extensions.
+    pub registered_contacts: usize,
+    /// Configured extensions.
+    pub extensions: usize,
+}
