@@ -96,7 +96,7 @@ fn main() -> Result<()> {
             }
             println!("{origin}: OK");
             println!("SIP {}:{} (UDP{}), REST {}:{}, database {}", cfg.server.sip_host, cfg.server.sip_port,
-                if cfg.sip.tcp { "+TCP" } else { "" }, cfg.api.host, cfg.api.port, cfg.database_url());
+                if cfg.sip.tcp { "+TCP" } else { "" }, cfg.api.host, cfg.api.port, cfg.database.url());
             Ok(())
         }
         Cmd::Extension { action } => rt.block_on(extension_cmd(cfg, action)),
@@ -143,7 +143,7 @@ async fn shutdown_signal() {
 }
 
 async fn extension_cmd(cfg: Config, action: ExtCmd) -> Result<()> {
-    let store = Store::open(&cfg.database_url()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let store = Store::open(&cfg.database.url()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     match action {
         ExtCmd::List => {
             let list = store.list_extensions().await.map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 /// Default codec list of a new extension (Asterisk names).
 pub const DEFAULT_CODECS: &[&str] = &["ulaw", "alaw", "g722"];
 
-/// One extension (a PJSIP endpoint + auth + AOR in Asterisk terms).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One extension (a PJSIP endpoint + auth + AOR in Asterisk terms). `Debug` hides the
+/// secret and the voicemail PIN.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Extension {
     /// Store row id (0 before the first insert).
     pub id: i64,
@@ -41,6 +42,24 @@ pub struct Extension {
     pub created_at: i64,
     /// Unix seconds.
     pub updated_at: i64,
+}
+
+impl std::fmt::Debug for Extension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Extension")
+            .field("id", &self.id)
+            .field("number", &self.number)
+            .field("name", &self.name)
+            .field("enabled", &self.enabled)
+            .field("context", &self.context)
+            .field("transport", &self.transport)
+            .field("codecs", &self.codecs)
+            .field("max_contacts", &self.max_contacts)
+            .field("remove_existing", &self.remove_existing)
+            .field("qualify_frequency", &self.qualify_frequency)
+            .field("secret", &"***")
+            .finish_non_exhaustive()
+    }
 }
 
 impl Extension {

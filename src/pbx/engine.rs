@@ -394,11 +394,11 @@ impl Pbx {
         }
         match self.txs.handle_request(now, key, peer.proto.is_reliable(), peer) {
             ServerDisposition::New(tx) => self.dispatch(now, peer, tx, req),
-            ServerDisposition::CancelFor(tx, _invite) => {
+            ServerDisposition::CancelFor { cancel, .. } => {
                 // No INVITE handling yet: nothing to cancel.
-                self.respond(now, tx, &req, 481, "Call/Transaction Does Not Exist", &[]);
+                self.respond(now, cancel, &req, 481, "Call/Transaction Does Not Exist", &[]);
             }
-            ServerDisposition::Retransmission | ServerDisposition::AckAbsorbed | ServerDisposition::AckNoTx => {}
+            ServerDisposition::Retransmission(_) | ServerDisposition::AckAbsorbed(_) | ServerDisposition::AckNoTx => {}
         }
         self.drain_tx(now);
     }
@@ -679,8 +679,12 @@ impl Pbx {
                 continue;
             }
             let (key, bytes) = self.build_options(&contact, &aor, target);
-            let tx = self.txs.send_request(now, key, target, target.proto.is_reliable(), bytes);
-            self.probes.insert(tx, QualifyProbe { binding: id, sent_at: now });
+            match self.txs.send_request(now, key, target, target.proto.is_reliable(), bytes) {
+                Ok(tx) => {
+                    self.probes.insert(tx, QualifyProbe { binding: id, sent_at: now });
+                }
+                Err(e) => debug!(error = %e, "qualify OPTIONS not sent"),
+            }
         }
         self.drain_tx(now);
     }
@@ -724,7 +728,7 @@ impl Pbx {
             port = local.port(),
             ua = self.cfg.user_agent,
         );
-        (TxKey::client(branch, TxMethod::Other("OPTIONS".into())), Bytes::from(text))
+        (TxKey::client(branch, TxMethod::Options), Bytes::from(text))
     }
 
     // ----------------------------------------------------------------- plumbing
@@ -890,16 +894,14 @@ fn server_key(req: &Request) -> Option<TxKey> {
         None => via.host.to_ascii_lowercase(),
     };
     let method = tx_method(&req.method);
-    match via.branch() {
-        Some(b) if b.starts_with("z9hG4bK") && b.len() > 7 => Some(TxKey::server(b.to_string(), sent_by, method)),
-        _ => {
-            // RFC 2543 peers: Call-ID + CSeq number + From tag stand in for the branch.
-            let call_id = req.call_id()?;
-            let cseq = req.cseq()?;
-            let from_tag = req.from().and_then(|f| f.tag().map(str::to_string)).unwrap_or_default();
-            Some(TxKey::server(format!("2543:{call_id}:{}:{from_tag}", cseq.seq), sent_by, method))
-        }
-    }
+    let fallback = || {
+        // RFC 2543 peers: Call-ID, CSeq number, From tag and Request-URI stand in for the branch.
+        let call_id = req.call_id().unwrap_or("");
+        let cseq = req.cseq().map(|c| c.seq).unwrap_or(0);
+        let from_tag = req.from().and_then(|f| f.tag().map(str::to_string)).unwrap_or_default();
+        format!("{call_id} {cseq} {from_tag} {}", req.uri)
+    };
+    Some(TxKey::server_or_fallback(via.branch(), &sent_by, method, fallback))
 }
 
 fn client_key(resp: &Response) -> Option<TxKey> {
@@ -910,12 +912,7 @@ fn client_key(resp: &Response) -> Option<TxKey> {
 }
 
 fn tx_method(m: &Method) -> TxMethod {
-    match m {
-        Method::Invite => TxMethod::Invite,
-        Method::Ack => TxMethod::Ack,
-        Method::Cancel => TxMethod::Cancel,
-        other => TxMethod::Other(other.as_str().to_string()),
-    }
+    TxMethod::from_name(m.as_str())
 }
 
 /// RFC 7231 IMF-fixdate for the Date header.

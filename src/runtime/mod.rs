@@ -80,18 +80,13 @@ fn advertised_ip(bind: IpAddr, external: Option<IpAddr>) -> IpAddr {
 impl Server {
     /// Open the store, seed it, bind every listener and start the tasks.
     pub async fn start(cfg: &Config) -> Result<Server, RuntimeError> {
-        let store = Store::open(&cfg.database_url()).await?;
+        let store = Store::open(&cfg.database.url()).await?;
 
-        // Seed extensions[]: insert the ones the store lacks, never overwrite edited ones.
+        // Seed extensions[] per extensions_seed_mode; never overwrites an edited extension.
         let seeds = cfg.seed_extensions();
         if !seeds.is_empty() {
-            let existing: std::collections::HashSet<String> =
-                store.list_extensions().await?.into_iter().map(|e| e.number).collect();
-            let missing: Vec<_> = seeds.into_iter().filter(|e| !existing.contains(&e.number)).collect();
-            if !missing.is_empty() {
-                info!(count = missing.len(), "seeding extensions from config.yml");
-                store.insert_extensions_bulk(&missing).await?;
-            }
+            let report = store.seed_extensions(&seeds, cfg.extensions_seed_mode).await?;
+            info!(inserted = report.inserted.len(), kept = report.kept.len(), skipped = report.skipped.len(), "extensions[] from config.yml");
         }
         let extensions = store.list_extensions().await?;
         let bindings = store.load_bindings().await?;
@@ -203,11 +198,10 @@ impl Server {
             let router = api::router(backend, backend::api_config(cfg));
             let (stop_tx, stop_rx) = oneshot::channel::<()>();
             let task = tokio::spawn(async move {
-                let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                    .with_graceful_shutdown(async {
-                        let _ = stop_rx.await;
-                    });
-                if let Err(e) = serve.await {
+                let stop = async {
+                    let _ = stop_rx.await;
+                };
+                if let Err(e) = api::serve(listener, router, stop).await {
                     warn!(error = %e, "REST API server stopped");
                 }
             });

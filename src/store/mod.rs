@@ -103,6 +103,13 @@ impl Store {
         }
     }
 
+    /// A counter that moves whenever any process changes the extension directory.
+    pub async fn directory_version(&self) -> Result<i64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.directory_version().await,
+        }
+    }
+
     pub async fn count_extensions(&self) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(s) => s.count_extensions().await,

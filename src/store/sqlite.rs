@@ -18,11 +18,18 @@ use crate::pbx::directory::{BindingRecord, Extension};
 
 /// Embedded migrations, in order: (version, file name). The SQL is compiled into the binary.
 /// Keep in step with `migrations/sqlite/` (a unit test checks that every file is listed).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "0001_initial_schema.sql",
-    include_str!("migrations/sqlite/0001_initial_schema.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_initial_schema.sql",
+        include_str!("migrations/sqlite/0001_initial_schema.sql"),
+    ),
+    (
+        2,
+        "0002_directory_version.sql",
+        include_str!("migrations/sqlite/0002_directory_version.sql"),
+    ),
+];
 
 /// The migrator for [`MIGRATIONS`]; version, description and checksum are those that
 /// `sqlx::migrate!("src/store/migrations/sqlite")` would compute, so either can run a database.
@@ -132,6 +139,14 @@ impl SqliteStore {
         ));
         let rows = sqlx::query(sql).fetch_all(&self.reader).await?;
         rows.iter().map(extension_from_row).collect()
+    }
+
+    /// The directory change counter (bumped by triggers on every extension write).
+    pub async fn directory_version(&self) -> Result<i64, StoreError> {
+        let v: i64 = sqlx::query_scalar("SELECT version FROM directory_version WHERE id = 1")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(v)
     }
 
     pub async fn count_extensions(&self) -> Result<u64, StoreError> {
