@@ -9,7 +9,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 WORK=$(mktemp -d)
 PID=""
 fail() { echo "CONFORMANCE FAIL: $*" >&2; [ -f "$WORK/dialtone.log" ] && tail -40 "$WORK/dialtone.log" >&2; exit 1; }
-cleanup() { if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then kill "$PID"; wait "$PID" 2>/dev/null || true; fi; rm -rf "$WORK"; }
+cleanup() { if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then kill "$PID"; wait "$PID" 2>/dev/null || true; fi; [ -n "${KEEP_WORK:-}" ] && echo "work dir kept: $WORK" || rm -rf "$WORK"; }
 trap cleanup EXIT
 
 command -v sipp >/dev/null || fail "sipp not installed (apt-get install sip-tester)"

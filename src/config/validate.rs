@@ -104,7 +104,6 @@ pub(crate) fn validate(config: &mut Config) -> Result<Vec<String>, Vec<FieldErro
 
 fn server(c: &mut Checker, config: &Config) {
     let s = &config.server;
-    c.nonzero_port("server.sip_port", s.sip_port);
     c.nonzero_port("server.rtp_port_range_start", s.rtp_port_range_start);
     if s.rtp_port_range_start >= s.rtp_port_range_end {
         c.err(
@@ -208,7 +207,6 @@ fn security(c: &mut Checker, config: &Config) {
 
 fn api(c: &mut Checker, config: &Config) {
     let a = &config.api;
-    c.nonzero_port("api.port", a.port);
     for (i, token) in a.tokens.iter().enumerate() {
         let path = format!("api.tokens[{i}]");
         let value = token.expose();
@@ -237,7 +235,6 @@ fn api(c: &mut Checker, config: &Config) {
 
 fn ami(c: &mut Checker, config: &Config) {
     let a = &config.ami;
-    c.nonzero_port("ami.port", a.port);
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, user) in a.users.iter().enumerate() {
         let path = format!("ami.users[{i}]");

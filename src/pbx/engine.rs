@@ -305,8 +305,8 @@ impl Pbx {
             }
             Command::RestoreBindings(records) => {
                 self.registrar.restore(now, records);
-                for b in self.registrar.iter() {
-                    let id = b.id;
+                let ids: Vec<u64> = self.registrar.iter().map(|b| b.id).collect();
+                for id in ids {
                     self.schedule_qualify_soon(now, id);
                 }
             }
@@ -326,7 +326,7 @@ impl Pbx {
             }
             Ok(Message::Response(resp)) => self.handle_response(now, peer, resp),
             Err(e) => {
-                if e.is_keepalive() {
+                if matches!(e, crate::sip::ParseError::KeepAlive) {
                     return;
                 }
                 self.parse_errors += 1;
@@ -506,7 +506,7 @@ impl Pbx {
         };
         let creds = match Credentials::parse(auth_value) {
             Ok(c) => c,
-            Err(AuthError::UnsupportedScheme) => {
+            Err(AuthError::UnsupportedScheme { .. }) => {
                 self.challenge(now, peer, Some(tx), req, false);
                 return;
             }
@@ -532,7 +532,7 @@ impl Pbx {
                 return;
             }
             Err(e) if e.wants_challenge() => {
-                let stale = matches!(e, AuthError::Stale);
+                let stale = e.stale();
                 self.challenge(now, peer, Some(tx), req, stale);
                 return;
             }

@@ -112,7 +112,7 @@ impl Resp {
     }
     /// Number of contacts listed (Contact headers may hold several, comma separated).
     pub fn contact_count(&self) -> usize {
-        self.all("contact").iter().map(|v| v.split(">,").count()).sum()
+        self.all("contact").iter().map(|v| v.matches("<sip").count()).sum()
     }
 }
 
