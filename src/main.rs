@@ -66,7 +66,11 @@ fn load_config(path: Option<&Path>) -> Result<(Config, Vec<String>, String)> {
             let loaded = config::load(&p).map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok((loaded.config, loaded.warnings, p.display().to_string()))
         }
-        None => Ok((Config::default(), Vec::new(), "embedded defaults".to_string())),
+        None => Ok((
+            Config::default(),
+            Vec::new(),
+            "embedded defaults".to_string(),
+        )),
     }
 }
 
@@ -74,13 +78,19 @@ fn init_tracing(level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!("{level},sqlx=warn,hyper=warn,tower_http=warn"))
     });
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let (cfg, warnings, origin) = load_config(cli.config.as_deref())?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
     match cli.command.unwrap_or(Cmd::Serve) {
         Cmd::Serve => {
             init_tracing(&cfg.logging.level);
@@ -95,8 +105,15 @@ fn main() -> Result<()> {
                 eprintln!("warning: {origin}: {w}");
             }
             println!("{origin}: OK");
-            println!("SIP {}:{} (UDP{}), REST {}:{}, database {}", cfg.server.sip_host, cfg.server.sip_port,
-                if cfg.sip.tcp { "+TCP" } else { "" }, cfg.api.host, cfg.api.port, cfg.database.url());
+            println!(
+                "SIP {}:{} (UDP{}), REST {}:{}, database {}",
+                cfg.server.sip_host,
+                cfg.server.sip_port,
+                if cfg.sip.tcp { "+TCP" } else { "" },
+                cfg.api.host,
+                cfg.api.port,
+                cfg.database.url()
+            );
             Ok(())
         }
         Cmd::Extension { action } => rt.block_on(extension_cmd(cfg, action)),
@@ -105,7 +122,10 @@ fn main() -> Result<()> {
 
 async fn serve(cfg: Config) -> Result<()> {
     if cfg.uses_default_admin_password() && cfg.api.require_authentication {
-        warn!("api.admin_password is the documented default: change it before exposing port {}", cfg.api.port);
+        warn!(
+            "api.admin_password is the documented default: change it before exposing port {}",
+            cfg.api.port
+        );
     }
     let server = runtime::Server::start(&cfg).await?;
     info!(
@@ -143,17 +163,39 @@ async fn shutdown_signal() {
 }
 
 async fn extension_cmd(cfg: Config, action: ExtCmd) -> Result<()> {
-    let store = Store::open(&cfg.database.url()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let store = Store::open(&cfg.database.url())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     match action {
         ExtCmd::List => {
-            let list = store.list_extensions().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("{:<10} {:<24} {:<8} {:<14} {}", "NUMBER", "NAME", "ENABLED", "CONTEXT", "CODECS");
+            let list = store
+                .list_extensions()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "{:<10} {:<24} {:<8} {:<14} {}",
+                "NUMBER", "NAME", "ENABLED", "CONTEXT", "CODECS"
+            );
             for e in list {
-                println!("{:<10} {:<24} {:<8} {:<14} {}", e.number, e.name, e.enabled, e.context, e.codecs.join(","));
+                println!(
+                    "{:<10} {:<24} {:<8} {:<14} {}",
+                    e.number,
+                    e.name,
+                    e.enabled,
+                    e.context,
+                    e.codecs.join(",")
+                );
             }
         }
-        ExtCmd::Create { number, name, secret, email, max_contacts } => {
-            if number.len() < 2 || number.len() > 20 || !number.bytes().all(|b| b.is_ascii_digit()) {
+        ExtCmd::Create {
+            number,
+            name,
+            secret,
+            email,
+            max_contacts,
+        } => {
+            if number.len() < 2 || number.len() > 20 || !number.bytes().all(|b| b.is_ascii_digit())
+            {
                 bail!("number: must be 2-20 digits");
             }
             if secret.chars().count() < 8 {
@@ -162,14 +204,24 @@ async fn extension_cmd(cfg: Config, action: ExtCmd) -> Result<()> {
             if !(1..=100).contains(&max_contacts) {
                 bail!("max-contacts: must be 1-100");
             }
-            let mut ext = Extension::new(number.clone(), name.unwrap_or_else(|| number.clone()), secret);
+            let mut ext = Extension::new(
+                number.clone(),
+                name.unwrap_or_else(|| number.clone()),
+                secret,
+            );
             ext.email = email;
             ext.max_contacts = max_contacts;
-            store.insert_extension(&ext).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            store
+                .insert_extension(&ext)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("extension {number} created");
         }
         ExtCmd::Delete { number } => {
-            store.delete_extension(&number).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            store
+                .delete_extension(&number)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("extension {number} deleted");
         }
     }

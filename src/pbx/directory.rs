@@ -64,7 +64,11 @@ impl std::fmt::Debug for Extension {
 
 impl Extension {
     /// A new enabled extension with Dialtone's defaults.
-    pub fn new(number: impl Into<String>, name: impl Into<String>, secret: impl Into<String>) -> Self {
+    pub fn new(
+        number: impl Into<String>,
+        name: impl Into<String>,
+        secret: impl Into<String>,
+    ) -> Self {
         Extension {
             id: 0,
             number: number.into(),

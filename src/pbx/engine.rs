@@ -5,8 +5,8 @@
 //! [`Output`]s (packets to send, bindings to persist, events) from [`Pbx::poll_output`].
 //! The runtime drives it from a single task.
 
-use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -16,11 +16,13 @@ use tracing::{debug, info, warn};
 use super::directory::{BindingRecord, Extension};
 use super::peer::{ConnId, Peer, Proto};
 use super::registrar::{
-    AorPolicy, ContactSpec, QualifyStatus, RegisterRequest, Registrar, RegistrarConfig, RegistrarEvent, RemoveReason,
+    AorPolicy, ContactSpec, QualifyStatus, RegisterRequest, Registrar, RegistrarConfig,
+    RegistrarEvent, RemoveReason,
 };
 use crate::sip::auth::{AuthError, Credentials, DigestServer, Secret};
 use crate::sip::transaction::{
-    ClientDisposition, ServerDisposition, TimerConfig, TransactionLayer, TxEvent, TxId, TxKey, TxMethod,
+    ClientDisposition, ServerDisposition, TimerConfig, TransactionLayer, TxEvent, TxId, TxKey,
+    TxMethod,
 };
 use crate::sip::{Contact, HeaderName, Message, Method, Request, Response, Scheme, parse_datagram};
 
@@ -72,16 +74,33 @@ pub enum PersistOp {
 /// Things the engine reports (the event bus will carry more later).
 #[derive(Debug, Clone, PartialEq)]
 pub enum PbxEvent {
-    Registered { aor: String, contact: String, source: Peer, user_agent: Option<String> },
-    Unregistered { aor: String, contact: String, reason: RemoveReason },
-    ContactStatus { aor: String, contact: String, status: QualifyStatus, rtt: Option<Duration> },
+    Registered {
+        aor: String,
+        contact: String,
+        source: Peer,
+        user_agent: Option<String>,
+    },
+    Unregistered {
+        aor: String,
+        contact: String,
+        reason: RemoveReason,
+    },
+    ContactStatus {
+        aor: String,
+        contact: String,
+        status: QualifyStatus,
+        rtt: Option<Duration>,
+    },
 }
 
 /// What the engine wants done.
 #[derive(Debug, Clone)]
 pub enum Output {
     /// Send these bytes to a peer.
-    Transmit { to: Peer, bytes: Bytes },
+    Transmit {
+        to: Peer,
+        bytes: Bytes,
+    },
     Persist(PersistOp),
     Event(PbxEvent),
 }
@@ -137,7 +156,14 @@ impl AuthGuard {
     }
 
     /// Count a failure; true when this failure triggers a ban.
-    fn fail(&mut self, now: Instant, ip: IpAddr, limit: u32, window: Duration, ban: Duration) -> bool {
+    fn fail(
+        &mut self,
+        now: Instant,
+        ip: IpAddr,
+        limit: u32,
+        window: Duration,
+        ban: Duration,
+    ) -> bool {
         if limit == 0 {
             return false;
         }
@@ -165,7 +191,10 @@ impl AuthGuard {
 
     fn sweep(&mut self, now: Instant, window: Duration) {
         self.bans.retain(|_, until| *until > now);
-        self.failures.retain(|_, f| f.window_start.is_some_and(|s| now.duration_since(s) <= window));
+        self.failures.retain(|_, f| {
+            f.window_start
+                .is_some_and(|s| now.duration_since(s) <= window)
+        });
     }
 }
 
@@ -269,7 +298,8 @@ impl Pbx {
     pub fn handle_command(&mut self, now: Instant, cmd: Command) {
         match cmd {
             Command::LoadDirectory(list) => {
-                let new: HashMap<String, Extension> = list.into_iter().map(|e| (e.number.clone(), e)).collect();
+                let new: HashMap<String, Extension> =
+                    list.into_iter().map(|e| (e.number.clone(), e)).collect();
                 let gone: Vec<String> = self
                     .directory
                     .keys()
@@ -392,13 +422,25 @@ impl Pbx {
             self.challenge(now, peer, None, &req, false);
             return;
         }
-        match self.txs.handle_request(now, key, peer.proto.is_reliable(), peer) {
+        match self
+            .txs
+            .handle_request(now, key, peer.proto.is_reliable(), peer)
+        {
             ServerDisposition::New(tx) => self.dispatch(now, peer, tx, req),
             ServerDisposition::CancelFor { cancel, .. } => {
                 // No INVITE handling yet: nothing to cancel.
-                self.respond(now, cancel, &req, 481, "Call/Transaction Does Not Exist", &[]);
+                self.respond(
+                    now,
+                    cancel,
+                    &req,
+                    481,
+                    "Call/Transaction Does Not Exist",
+                    &[],
+                );
             }
-            ServerDisposition::Retransmission(_) | ServerDisposition::AckAbsorbed(_) | ServerDisposition::AckNoTx => {}
+            ServerDisposition::Retransmission(_)
+            | ServerDisposition::AckAbsorbed(_)
+            | ServerDisposition::AckNoTx => {}
         }
         self.drain_tx(now);
     }
@@ -415,11 +457,20 @@ impl Pbx {
         // RFC 3261 §8.2.2.3: we support no option tags that a UAC could require.
         let required: Vec<&str> = req.headers.get_all(&HeaderName::Require).collect();
         if !required.is_empty() {
-            return Some((420, "Bad Extension", vec![(HeaderName::Unsupported, required.join(", "))]));
+            return Some((
+                420,
+                "Bad Extension",
+                vec![(HeaderName::Unsupported, required.join(", "))],
+            ));
         }
         match req.method {
             Method::Register => match req.to() {
-                Some(to) if matches!(to.uri.scheme, Scheme::Sip | Scheme::Sips) && to.uri.user.is_some() => None,
+                Some(to)
+                    if matches!(to.uri.scheme, Scheme::Sip | Scheme::Sips)
+                        && to.uri.user.is_some() =>
+                {
+                    None
+                }
                 _ => Some((400, "Bad Request (To must be a SIP AOR)", Vec::new())),
             },
             Method::Invite => {
@@ -428,17 +479,33 @@ impl Pbx {
                     let ct = req.content_type().unwrap_or("").to_ascii_lowercase();
                     let ct = ct.split(';').next().unwrap_or("").trim().to_string();
                     if ct != "application/sdp" && !ct.starts_with("multipart/") {
-                        return Some((415, "Unsupported Media Type", vec![(HeaderName::Accept, "application/sdp".into())]));
+                        return Some((
+                            415,
+                            "Unsupported Media Type",
+                            vec![(HeaderName::Accept, "application/sdp".into())],
+                        ));
                     }
                 }
                 let accepts: Vec<&str> = req.headers.get_all(&HeaderName::Accept).collect();
                 if !accepts.is_empty()
                     && !accepts.iter().any(|a| {
-                        let a = a.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                        let a = a
+                            .split(';')
+                            .next()
+                            .unwrap_or("")
+                            .trim()
+                            .to_ascii_lowercase();
                         a == "application/sdp" || a == "application/*" || a == "*/*"
                     })
                 {
-                    return Some((406, "Not Acceptable", vec![(HeaderName::Warning, "399 dialtone \"only application/sdp can be answered\"".into())]));
+                    return Some((
+                        406,
+                        "Not Acceptable",
+                        vec![(
+                            HeaderName::Warning,
+                            "399 dialtone \"only application/sdp can be answered\"".into(),
+                        )],
+                    ));
                 }
                 None
             }
@@ -467,20 +534,53 @@ impl Pbx {
             Method::Ack => {}
             Method::Invite => {
                 // Call handling arrives with the calls work; say so plainly.
-                self.respond(now, tx, &req, 501, "Not Implemented (calls are not enabled in this build)", &[(HeaderName::Allow, ALLOW.to_string())]);
+                self.respond(
+                    now,
+                    tx,
+                    &req,
+                    501,
+                    "Not Implemented (calls are not enabled in this build)",
+                    &[(HeaderName::Allow, ALLOW.to_string())],
+                );
             }
             Method::Subscribe => {
-                self.respond(now, tx, &req, 489, "Bad Event", &[(HeaderName::AllowEvents, String::new())]);
+                self.respond(
+                    now,
+                    tx,
+                    &req,
+                    489,
+                    "Bad Event",
+                    &[(HeaderName::AllowEvents, String::new())],
+                );
             }
             _ => {
-                self.respond(now, tx, &req, 501, "Not Implemented", &[(HeaderName::Allow, ALLOW.to_string())]);
+                self.respond(
+                    now,
+                    tx,
+                    &req,
+                    501,
+                    "Not Implemented",
+                    &[(HeaderName::Allow, ALLOW.to_string())],
+                );
             }
         }
     }
 
-    fn challenge(&mut self, now: Instant, peer: Peer, tx: Option<TxId>, req: &Request, stale: bool) {
-        let values = self.digest.challenge(self.unix_ms(now), stale, Some(peer.addr.ip()));
-        let extra: Vec<(HeaderName, String)> = values.into_iter().map(|v| (HeaderName::WwwAuthenticate, v)).collect();
+    fn challenge(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        tx: Option<TxId>,
+        req: &Request,
+        stale: bool,
+    ) {
+        let values = self
+            .digest
+            .challenge(self.unix_ms(now), stale, Some(peer.addr.ip()));
+        let extra: Vec<(HeaderName, String)> = values
+            .into_iter()
+            .map(|v| (HeaderName::WwwAuthenticate, v))
+            .collect();
         match tx {
             Some(tx) => self.respond(now, tx, req, 401, "Unauthorized", &extra),
             None => self.reply_stateless(peer, req, 401, "Unauthorized", &extra),
@@ -511,7 +611,14 @@ impl Pbx {
                 return;
             }
             Err(e) => {
-                self.respond(now, tx, req, e.status(), "Bad Request (malformed Authorization)", &[]);
+                self.respond(
+                    now,
+                    tx,
+                    req,
+                    e.status(),
+                    "Bad Request (malformed Authorization)",
+                    &[],
+                );
                 return;
             }
         };
@@ -521,14 +628,26 @@ impl Pbx {
             self.unix_ms(now),
             method,
             &creds,
-            |user| directory.get(user).filter(|e| e.enabled).map(|e| Secret::Plain(e.secret.as_str())),
+            |user| {
+                directory
+                    .get(user)
+                    .filter(|e| e.enabled)
+                    .map(|e| Secret::Plain(e.secret.as_str()))
+            },
             Some(peer.addr.ip()),
         );
         match verified {
             Ok(v) if v.username == aor => {}
             Ok(_) => {
                 self.auth_failed(now, peer, &aor);
-                self.respond(now, tx, req, 403, "Forbidden (user does not own this AOR)", &[]);
+                self.respond(
+                    now,
+                    tx,
+                    req,
+                    403,
+                    "Forbidden (user does not own this AOR)",
+                    &[],
+                );
                 return;
             }
             Err(e) if e.wants_challenge() => {
@@ -552,7 +671,10 @@ impl Pbx {
             self.respond(now, tx, req, 404, "Not Found", &[]);
             return;
         };
-        let policy = AorPolicy { max_contacts: ext.max_contacts, remove_existing: ext.remove_existing };
+        let policy = AorPolicy {
+            max_contacts: ext.max_contacts,
+            remove_existing: ext.remove_existing,
+        };
 
         // Contacts.
         let mut wildcard = false;
@@ -564,7 +686,9 @@ impl Pbx {
                         Contact::Star => wildcard = true,
                         Contact::Addr(na) => contacts.push(ContactSpec {
                             expires: na.param("expires").and_then(|v| v.map(parse_delta)),
-                            instance: na.param("+sip.instance").and_then(|v| v.map(|s| s.trim_matches('"').to_string())),
+                            instance: na
+                                .param("+sip.instance")
+                                .and_then(|v| v.map(|s| s.trim_matches('"').to_string())),
                             q: na.param("q").and_then(|v| v.map(str::to_string)),
                             uri: na.uri.to_string(),
                         }),
@@ -620,7 +744,13 @@ impl Pbx {
 
     fn auth_failed(&mut self, now: Instant, peer: Peer, aor: &str) {
         let ip = peer.addr.ip();
-        if self.guard.fail(now, ip, self.cfg.auth_failure_limit, self.cfg.auth_failure_window, self.cfg.ban_duration) {
+        if self.guard.fail(
+            now,
+            ip,
+            self.cfg.auth_failure_limit,
+            self.cfg.auth_failure_window,
+            self.cfg.ban_duration,
+        ) {
             warn!(%ip, user = aor, seconds = self.cfg.ban_duration.as_secs(), "too many failed authentications: ignoring this source");
         }
     }
@@ -666,7 +796,11 @@ impl Pbx {
                 self.qualify_due.remove(&id);
                 continue;
             };
-            let freq = self.directory.get(&b.aor).map(|e| e.qualify_frequency).unwrap_or(0);
+            let freq = self
+                .directory
+                .get(&b.aor)
+                .map(|e| e.qualify_frequency)
+                .unwrap_or(0);
             if freq == 0 {
                 self.qualify_due.remove(&id);
                 continue;
@@ -679,9 +813,18 @@ impl Pbx {
                 continue;
             }
             let (key, bytes) = self.build_options(&contact, &aor, target);
-            match self.txs.send_request(now, key, target, target.proto.is_reliable(), bytes) {
+            match self
+                .txs
+                .send_request(now, key, target, target.proto.is_reliable(), bytes)
+            {
                 Ok(tx) => {
-                    self.probes.insert(tx, QualifyProbe { binding: id, sent_at: now });
+                    self.probes.insert(
+                        tx,
+                        QualifyProbe {
+                            binding: id,
+                            sent_at: now,
+                        },
+                    );
                 }
                 Err(e) => debug!(error = %e, "qualify OPTIONS not sent"),
             }
@@ -689,7 +832,13 @@ impl Pbx {
         self.drain_tx(now);
     }
 
-    fn qualify_result(&mut self, _now: Instant, id: u64, status: QualifyStatus, rtt: Option<Duration>) {
+    fn qualify_result(
+        &mut self,
+        _now: Instant,
+        id: u64,
+        status: QualifyStatus,
+        rtt: Option<Duration>,
+    ) {
         if self.registrar.set_qualify(id, status, rtt)
             && let Some(b) = self.registrar.binding(id)
         {
@@ -710,7 +859,11 @@ impl Pbx {
             Proto::Tcp => self.cfg.local_tcp.unwrap_or(self.cfg.local_udp),
             Proto::Udp => self.cfg.local_udp,
         };
-        let local_host = if local.ip().is_unspecified() { target_local_guess(target.addr) } else { local.ip() };
+        let local_host = if local.ip().is_unspecified() {
+            target_local_guess(target.addr)
+        } else {
+            local.ip()
+        };
         let tag = self.new_tag();
         let text = format!(
             "OPTIONS {contact} SIP/2.0\r\n\
@@ -738,7 +891,13 @@ impl Pbx {
         format!("{:x}", self.tag_seq >> 16)
     }
 
-    fn build_response(&mut self, req: &Request, status: u16, reason: &str, extra: &[(HeaderName, String)]) -> Bytes {
+    fn build_response(
+        &mut self,
+        req: &Request,
+        status: u16,
+        reason: &str,
+        extra: &[(HeaderName, String)],
+    ) -> Bytes {
         let mut resp = req.make_response(status, reason);
         if status > 100 {
             let tag = self.new_tag();
@@ -750,11 +909,20 @@ impl Pbx {
             }
             resp.headers.push(name.clone(), value.clone());
         }
-        resp.headers.push(HeaderName::Server, self.cfg.user_agent.clone());
+        resp.headers
+            .push(HeaderName::Server, self.cfg.user_agent.clone());
         Message::Response(resp).to_bytes()
     }
 
-    fn respond(&mut self, now: Instant, tx: TxId, req: &Request, status: u16, reason: &str, extra: &[(HeaderName, String)]) {
+    fn respond(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: &Request,
+        status: u16,
+        reason: &str,
+        extra: &[(HeaderName, String)],
+    ) {
         let bytes = self.build_response(req, status, reason, extra);
         if let Err(e) = self.txs.respond(now, tx, status, bytes) {
             debug!(error = %e, "response on a finished transaction");
@@ -762,7 +930,14 @@ impl Pbx {
         self.drain_tx(now);
     }
 
-    fn reply_stateless(&mut self, peer: Peer, req: &Request, status: u16, reason: &str, extra: &[(HeaderName, String)]) {
+    fn reply_stateless(
+        &mut self,
+        peer: Peer,
+        req: &Request,
+        status: u16,
+        reason: &str,
+        extra: &[(HeaderName, String)],
+    ) {
         let bytes = self.build_response(req, status, reason, extra);
         let to = response_target(peer, req.top_via().as_ref());
         self.transmit(to, bytes);
@@ -774,7 +949,10 @@ impl Pbx {
 
     fn drain_tx(&mut self, now: Instant) {
         while let Some(t) = self.txs.poll_transmit() {
-            self.out.push_back(Output::Transmit { to: t.dest, bytes: t.bytes });
+            self.out.push_back(Output::Transmit {
+                to: t.dest,
+                bytes: t.bytes,
+            });
         }
         while let Some(ev) = self.txs.poll_event() {
             match ev {
@@ -793,7 +971,11 @@ impl Pbx {
     fn drain_registrar(&mut self, now: Instant) {
         while let Some(ev) = self.registrar.poll_event() {
             match ev {
-                RegistrarEvent::Bound { record, new, persist } => {
+                RegistrarEvent::Bound {
+                    record,
+                    new,
+                    persist,
+                } => {
                     if new {
                         info!(aor = %record.aor, contact = %record.contact, source = %record.source, "registered");
                         self.out.push_back(Output::Event(PbxEvent::Registered {
@@ -802,19 +984,37 @@ impl Pbx {
                             source: parse_peer(&record.source, &record.transport),
                             user_agent: record.user_agent.clone(),
                         }));
-                        if let Some(b) = self.registrar.bindings_of(&record.aor).iter().find(|b| b.contact == record.contact) {
+                        if let Some(b) = self
+                            .registrar
+                            .bindings_of(&record.aor)
+                            .iter()
+                            .find(|b| b.contact == record.contact)
+                        {
                             let id = b.id;
                             self.schedule_qualify_soon(now, id);
                         }
                     }
                     if persist {
-                        self.out.push_back(Output::Persist(PersistOp::Upsert(record)));
+                        self.out
+                            .push_back(Output::Persist(PersistOp::Upsert(record)));
                     }
                 }
-                RegistrarEvent::Removed { aor, contact, reason, .. } => {
+                RegistrarEvent::Removed {
+                    aor,
+                    contact,
+                    reason,
+                    ..
+                } => {
                     info!(%aor, %contact, ?reason, "unregistered");
-                    self.out.push_back(Output::Persist(PersistOp::Delete { aor: aor.clone(), contact: contact.clone() }));
-                    self.out.push_back(Output::Event(PbxEvent::Unregistered { aor, contact, reason }));
+                    self.out.push_back(Output::Persist(PersistOp::Delete {
+                        aor: aor.clone(),
+                        contact: contact.clone(),
+                    }));
+                    self.out.push_back(Output::Event(PbxEvent::Unregistered {
+                        aor,
+                        contact,
+                        reason,
+                    }));
                 }
             }
         }
@@ -822,8 +1022,14 @@ impl Pbx {
 }
 
 fn parse_peer(source: &str, transport: &str) -> Peer {
-    let addr = source.parse().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    Peer { addr, proto: Proto::parse(transport).unwrap_or(Proto::Udp), conn: None }
+    let addr = source
+        .parse()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    Peer {
+        addr,
+        proto: Proto::parse(transport).unwrap_or(Proto::Udp),
+        conn: None,
+    }
 }
 
 fn fmt_host(ip: IpAddr) -> String {
@@ -837,7 +1043,11 @@ fn fmt_host(ip: IpAddr) -> String {
 /// unspecified address is useless: the runtime fills `local_udp` with a concrete address when it
 /// can; this is the fallback.
 fn target_local_guess(target: SocketAddr) -> IpAddr {
-    if target.ip().is_loopback() { target.ip() } else { IpAddr::from([127, 0, 0, 1]) }
+    if target.ip().is_loopback() {
+        target.ip()
+    } else {
+        IpAddr::from([127, 0, 0, 1])
+    }
 }
 
 /// `delta-seconds`: digits, saturating at u32::MAX (RFC 3261 §20.19 / RFC 4475 scalar02).
@@ -846,7 +1056,9 @@ fn parse_delta(v: &str) -> u32 {
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
         return 3600;
     }
-    v.parse::<u64>().map(|n| n.min(u64::from(u32::MAX)) as u32).unwrap_or(u32::MAX)
+    v.parse::<u64>()
+        .map(|n| n.min(u64::from(u32::MAX)) as u32)
+        .unwrap_or(u32::MAX)
 }
 
 /// RFC 3581 / RFC 3261 §18.2.1: note where the request really came from in its top Via.
@@ -871,7 +1083,11 @@ fn stamp_via(req: &mut Request, peer: Peer) {
 }
 
 fn replace_top_via(req: &mut Request, value: String) {
-    let vias: Vec<String> = req.headers.get_all(&HeaderName::Via).map(str::to_string).collect();
+    let vias: Vec<String> = req
+        .headers
+        .get_all(&HeaderName::Via)
+        .map(str::to_string)
+        .collect();
     req.headers.remove(&HeaderName::Via);
     req.headers.push(HeaderName::Via, value);
     for v in vias.into_iter().skip(1) {
@@ -898,10 +1114,18 @@ fn server_key(req: &Request) -> Option<TxKey> {
         // RFC 2543 peers: Call-ID, CSeq number, From tag and Request-URI stand in for the branch.
         let call_id = req.call_id().unwrap_or("");
         let cseq = req.cseq().map(|c| c.seq).unwrap_or(0);
-        let from_tag = req.from().and_then(|f| f.tag().map(str::to_string)).unwrap_or_default();
+        let from_tag = req
+            .from()
+            .and_then(|f| f.tag().map(str::to_string))
+            .unwrap_or_default();
         format!("{call_id} {cseq} {from_tag} {}", req.uri)
     };
-    Some(TxKey::server_or_fallback(via.branch(), &sent_by, method, fallback))
+    Some(TxKey::server_or_fallback(
+        via.branch(),
+        &sent_by,
+        method,
+        fallback,
+    ))
 }
 
 fn client_key(resp: &Response) -> Option<TxKey> {
@@ -918,7 +1142,9 @@ fn tx_method(m: &Method) -> TxMethod {
 /// RFC 7231 IMF-fixdate for the Date header.
 pub fn http_date(unix: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let days = unix / 86_400;
     let secs = unix % 86_400;
     let weekday = DAYS[(days % 7) as usize];

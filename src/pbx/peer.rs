@@ -60,10 +60,18 @@ pub struct Peer {
 
 impl Peer {
     pub fn udp(addr: SocketAddr) -> Peer {
-        Peer { addr, proto: Proto::Udp, conn: None }
+        Peer {
+            addr,
+            proto: Proto::Udp,
+            conn: None,
+        }
     }
     pub fn tcp(addr: SocketAddr, conn: ConnId) -> Peer {
-        Peer { addr, proto: Proto::Tcp, conn: Some(conn) }
+        Peer {
+            addr,
+            proto: Proto::Tcp,
+            conn: Some(conn),
+        }
     }
 }
 

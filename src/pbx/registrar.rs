@@ -25,7 +25,11 @@ pub struct RegistrarConfig {
 
 impl Default for RegistrarConfig {
     fn default() -> Self {
-        RegistrarConfig { min_expires: 60, max_expires: 3600, default_expires: 3600 }
+        RegistrarConfig {
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 3600,
+        }
     }
 }
 
@@ -167,8 +171,17 @@ pub enum RemoveReason {
 pub enum RegistrarEvent {
     /// A new binding (`persist` is always true) or a refresh (`persist` says whether the
     /// store needs the new expiry).
-    Bound { record: BindingRecord, new: bool, persist: bool },
-    Removed { aor: String, contact: String, source: Peer, reason: RemoveReason },
+    Bound {
+        record: BindingRecord,
+        new: bool,
+        persist: bool,
+    },
+    Removed {
+        aor: String,
+        contact: String,
+        source: Peer,
+        reason: RemoveReason,
+    },
 }
 
 /// Successful REGISTER: the contacts to list in the 200, with their remaining expiry.
@@ -257,20 +270,29 @@ impl Registrar {
             }
             // RFC 3261 §10.3 step 6: Call-ID/CSeq ordering applies to each binding.
             if let Some(list) = self.bindings.get(req.aor)
-                && list.iter().any(|b| b.call_id == req.call_id && req.cseq <= b.cseq)
+                && list
+                    .iter()
+                    .any(|b| b.call_id == req.call_id && req.cseq <= b.cseq)
             {
                 return Err(RegisterError::OutOfOrder);
             }
             self.remove_aor(req.aor, RemoveReason::Unregistered);
-            return Ok(RegisterOk { contacts: Vec::new() });
+            return Ok(RegisterOk {
+                contacts: Vec::new(),
+            });
         }
 
         // Work out each contact's expiry first: a 423 must change nothing.
         let mut plan: Vec<(usize, u32)> = Vec::with_capacity(req.contacts.len());
         for (i, c) in req.contacts.iter().enumerate() {
-            let mut exp = c.expires.or(req.expires_header).unwrap_or(self.cfg.default_expires);
+            let mut exp = c
+                .expires
+                .or(req.expires_header)
+                .unwrap_or(self.cfg.default_expires);
             if exp != 0 && exp < self.cfg.min_expires {
-                return Err(RegisterError::IntervalTooBrief { min_expires: self.cfg.min_expires });
+                return Err(RegisterError::IntervalTooBrief {
+                    min_expires: self.cfg.min_expires,
+                });
             }
             if exp > self.cfg.max_expires {
                 exp = self.cfg.max_expires;
@@ -297,12 +319,16 @@ impl Registrar {
             .collect();
         let added = plan.iter().filter(|(_, e)| *e > 0).count();
         if added > max {
-            return Err(RegisterError::TooManyContacts { max: policy.max_contacts });
+            return Err(RegisterError::TooManyContacts {
+                max: policy.max_contacts,
+            });
         }
         let mut evict: Vec<u64> = Vec::new();
         if survivors.len() + added > max {
             if !policy.remove_existing {
-                return Err(RegisterError::TooManyContacts { max: policy.max_contacts });
+                return Err(RegisterError::TooManyContacts {
+                    max: policy.max_contacts,
+                });
             }
             // Remove the bindings that would expire soonest (the oldest registrations).
             survivors.sort_by_key(|b| b.expires_at);
@@ -331,7 +357,8 @@ impl Registrar {
             let (pos, new, persist) = match list.iter_mut().position(|b| b.same_identity(c)) {
                 Some(pos) => {
                     let b = &mut list[pos];
-                    let changed = b.contact != c.uri || b.source != req.source || b.call_id != req.call_id;
+                    let changed =
+                        b.contact != c.uri || b.source != req.source || b.call_id != req.call_id;
                     if b.contact != c.uri {
                         b.contact.clone_from(&c.uri);
                     }
@@ -349,7 +376,8 @@ impl Registrar {
                     if b.user_agent.as_deref() != req.user_agent {
                         b.user_agent = req.user_agent.map(str::to_string);
                     }
-                    let persist = changed || (expires_unix - b.persisted_expires_at).abs() >= PERSIST_SLACK_SECS;
+                    let persist = changed
+                        || (expires_unix - b.persisted_expires_at).abs() >= PERSIST_SLACK_SECS;
                     if persist {
                         b.persisted_expires_at = expires_unix;
                     }
@@ -381,16 +409,26 @@ impl Registrar {
             let b = &list[pos];
             self.expiry.push(Reverse((b.expires_at, b.id)));
             let record = record_of(b, expires_unix);
-            self.events.push_back(RegistrarEvent::Bound { record, new, persist });
+            self.events.push_back(RegistrarEvent::Bound {
+                record,
+                new,
+                persist,
+            });
         }
-        Ok(RegisterOk { contacts: self.contacts_of(now, req.aor) })
+        Ok(RegisterOk {
+            contacts: self.contacts_of(now, req.aor),
+        })
     }
 
     /// The contacts of an AOR with their remaining seconds.
     pub fn contacts_of(&self, now: Instant, aor: &str) -> Vec<(String, u32)> {
         self.bindings
             .get(aor)
-            .map(|l| l.iter().map(|b| (b.contact.clone(), b.expires_in(now))).collect())
+            .map(|l| {
+                l.iter()
+                    .map(|b| (b.contact.clone(), b.expires_in(now)))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -422,8 +460,14 @@ impl Registrar {
 
     /// Record a qualify result; returns true when the status changed.
     pub fn set_qualify(&mut self, id: u64, status: QualifyStatus, rtt: Option<Duration>) -> bool {
-        let Some(aor) = self.index.get(&id) else { return false };
-        let Some(b) = self.bindings.get_mut(aor).and_then(|l| l.iter_mut().find(|b| b.id == id)) else {
+        let Some(aor) = self.index.get(&id) else {
+            return false;
+        };
+        let Some(b) = self
+            .bindings
+            .get_mut(aor)
+            .and_then(|l| l.iter_mut().find(|b| b.id == id))
+        else {
             return false;
         };
         let changed = b.qualify != status;
@@ -439,7 +483,12 @@ impl Registrar {
         if let Some(list) = self.bindings.remove(aor) {
             for b in list {
                 self.index.remove(&b.id);
-                self.events.push_back(RegistrarEvent::Removed { aor: b.aor, contact: b.contact, source: b.source, reason });
+                self.events.push_back(RegistrarEvent::Removed {
+                    aor: b.aor,
+                    contact: b.contact,
+                    source: b.source,
+                    reason,
+                });
             }
         }
     }
@@ -447,11 +496,18 @@ impl Registrar {
     /// Remove one binding. (A TCP binding outlives its connection until it expires, as in
     /// Asterisk; requests then go to the contact address.)
     fn remove_binding(&mut self, aor: &str, id: u64, reason: RemoveReason) {
-        let Some(list) = self.bindings.get_mut(aor) else { return };
+        let Some(list) = self.bindings.get_mut(aor) else {
+            return;
+        };
         if let Some(pos) = list.iter().position(|b| b.id == id) {
             let b = list.remove(pos);
             self.index.remove(&id);
-            self.events.push_back(RegistrarEvent::Removed { aor: b.aor, contact: b.contact, source: b.source, reason });
+            self.events.push_back(RegistrarEvent::Removed {
+                aor: b.aor,
+                contact: b.contact,
+                source: b.source,
+                reason,
+            });
         }
         if list.is_empty() {
             self.bindings.remove(aor);
@@ -465,7 +521,9 @@ impl Registrar {
                 break;
             }
             self.expiry.pop();
-            let Some(aor) = self.index.get(&id).cloned() else { continue };
+            let Some(aor) = self.index.get(&id).cloned() else {
+                continue;
+            };
             let live = self
                 .bindings
                 .get(&aor)
@@ -502,7 +560,11 @@ impl Registrar {
         let unix_now = self.unix_secs(now);
         for r in records {
             let source = match (r.source.parse(), Proto::parse(&r.transport)) {
-                (Ok(addr), Some(proto)) => Peer { addr, proto, conn: None },
+                (Ok(addr), Some(proto)) => Peer {
+                    addr,
+                    proto,
+                    conn: None,
+                },
                 _ => {
                     self.events.push_back(RegistrarEvent::Removed {
                         aor: r.aor,
@@ -514,30 +576,40 @@ impl Registrar {
                 }
             };
             if r.expires_at <= unix_now {
-                self.events.push_back(RegistrarEvent::Removed { aor: r.aor, contact: r.contact, source, reason: RemoveReason::Expired });
+                self.events.push_back(RegistrarEvent::Removed {
+                    aor: r.aor,
+                    contact: r.contact,
+                    source,
+                    reason: RemoveReason::Expired,
+                });
                 continue;
             }
-            let Some(expires_at) = self.instant_at_unix(r.expires_at) else { continue };
+            let Some(expires_at) = self.instant_at_unix(r.expires_at) else {
+                continue;
+            };
             let id = self.next_id;
             self.next_id += 1;
             self.index.insert(id, r.aor.clone());
             self.expiry.push(Reverse((expires_at, id)));
-            self.bindings.entry(r.aor.clone()).or_default().push(Binding {
-                id,
-                aor: r.aor,
-                contact: r.contact,
-                instance: r.instance,
-                q: None,
-                call_id: r.call_id,
-                cseq: r.cseq,
-                expires_at,
-                source,
-                user_agent: r.user_agent,
-                registered_at: r.registered_at,
-                qualify: QualifyStatus::Unknown,
-                rtt: None,
-                persisted_expires_at: r.expires_at,
-            });
+            self.bindings
+                .entry(r.aor.clone())
+                .or_default()
+                .push(Binding {
+                    id,
+                    aor: r.aor,
+                    contact: r.contact,
+                    instance: r.instance,
+                    q: None,
+                    call_id: r.call_id,
+                    cseq: r.cseq,
+                    expires_at,
+                    source,
+                    user_agent: r.user_agent,
+                    registered_at: r.registered_at,
+                    qualify: QualifyStatus::Unknown,
+                    rtt: None,
+                    persisted_expires_at: r.expires_at,
+                });
         }
     }
 
@@ -576,10 +648,21 @@ mod tests {
     }
 
     fn contact(uri: &str, expires: Option<u32>) -> ContactSpec {
-        ContactSpec { uri: uri.into(), expires, instance: None, q: None }
+        ContactSpec {
+            uri: uri.into(),
+            expires,
+            instance: None,
+            q: None,
+        }
     }
 
-    fn req<'a>(aor: &'a str, call_id: &'a str, cseq: u32, contacts: Vec<ContactSpec>, exp: Option<u32>) -> RegisterRequest<'a> {
+    fn req<'a>(
+        aor: &'a str,
+        call_id: &'a str,
+        cseq: u32,
+        contacts: Vec<ContactSpec>,
+        exp: Option<u32>,
+    ) -> RegisterRequest<'a> {
         RegisterRequest {
             aor,
             wildcard: false,
@@ -592,8 +675,14 @@ mod tests {
         }
     }
 
-    const ONE: AorPolicy = AorPolicy { max_contacts: 1, remove_existing: true };
-    const THREE_STRICT: AorPolicy = AorPolicy { max_contacts: 3, remove_existing: false };
+    const ONE: AorPolicy = AorPolicy {
+        max_contacts: 1,
+        remove_existing: true,
+    };
+    const THREE_STRICT: AorPolicy = AorPolicy {
+        max_contacts: 3,
+        remove_existing: false,
+    };
 
     fn reg(now: Instant) -> Registrar {
         Registrar::new(RegistrarConfig::default(), (now, 1_700_000_000_000))
@@ -603,19 +692,74 @@ mod tests {
     fn register_refresh_unregister() {
         let now = t0();
         let mut r = reg(now);
-        let ok = r.handle_register(now, &req("1001", "c1", 1, vec![contact("sip:1001@192.0.2.10", None)], Some(600)), ONE).unwrap();
+        let ok = r
+            .handle_register(
+                now,
+                &req(
+                    "1001",
+                    "c1",
+                    1,
+                    vec![contact("sip:1001@192.0.2.10", None)],
+                    Some(600),
+                ),
+                ONE,
+            )
+            .unwrap();
         assert_eq!(ok.contacts, vec![("sip:1001@192.0.2.10".to_string(), 600)]);
-        assert!(matches!(r.poll_event(), Some(RegistrarEvent::Bound { new: true, persist: true, .. })));
+        assert!(matches!(
+            r.poll_event(),
+            Some(RegistrarEvent::Bound {
+                new: true,
+                persist: true,
+                ..
+            })
+        ));
         // refresh, same call-id higher cseq
         let later = now + Duration::from_secs(100);
-        let ok = r.handle_register(later, &req("1001", "c1", 2, vec![contact("sip:1001@192.0.2.10", None)], Some(600)), ONE).unwrap();
+        let ok = r
+            .handle_register(
+                later,
+                &req(
+                    "1001",
+                    "c1",
+                    2,
+                    vec![contact("sip:1001@192.0.2.10", None)],
+                    Some(600),
+                ),
+                ONE,
+            )
+            .unwrap();
         assert_eq!(ok.contacts[0].1, 600);
         assert_eq!(r.binding_count(), 1);
         // same cseq again → out of order
-        let err = r.handle_register(later, &req("1001", "c1", 2, vec![contact("sip:1001@192.0.2.10", None)], Some(600)), ONE).unwrap_err();
+        let err = r
+            .handle_register(
+                later,
+                &req(
+                    "1001",
+                    "c1",
+                    2,
+                    vec![contact("sip:1001@192.0.2.10", None)],
+                    Some(600),
+                ),
+                ONE,
+            )
+            .unwrap_err();
         assert_eq!(err.status(), 500);
         // unregister with Expires: 0
-        let ok = r.handle_register(later, &req("1001", "c1", 3, vec![contact("sip:1001@192.0.2.10", None)], Some(0)), ONE).unwrap();
+        let ok = r
+            .handle_register(
+                later,
+                &req(
+                    "1001",
+                    "c1",
+                    3,
+                    vec![contact("sip:1001@192.0.2.10", None)],
+                    Some(0),
+                ),
+                ONE,
+            )
+            .unwrap();
         assert!(ok.contacts.is_empty());
         assert_eq!(r.binding_count(), 0);
     }
@@ -624,19 +768,46 @@ mod tests {
     fn refresh_persists_only_when_expiry_moves_enough() {
         let now = t0();
         let mut r = reg(now);
-        r.handle_register(now, &req("1001", "c1", 1, vec![contact("sip:a@h", None)], Some(600)), ONE).unwrap();
+        r.handle_register(
+            now,
+            &req("1001", "c1", 1, vec![contact("sip:a@h", None)], Some(600)),
+            ONE,
+        )
+        .unwrap();
         while r.poll_event().is_some() {}
-        r.handle_register(now + Duration::from_secs(5), &req("1001", "c1", 2, vec![contact("sip:a@h", None)], Some(600)), ONE).unwrap();
-        assert!(matches!(r.poll_event(), Some(RegistrarEvent::Bound { persist: false, .. })));
-        r.handle_register(now + Duration::from_secs(100), &req("1001", "c1", 3, vec![contact("sip:a@h", None)], Some(600)), ONE).unwrap();
-        assert!(matches!(r.poll_event(), Some(RegistrarEvent::Bound { persist: true, .. })));
+        r.handle_register(
+            now + Duration::from_secs(5),
+            &req("1001", "c1", 2, vec![contact("sip:a@h", None)], Some(600)),
+            ONE,
+        )
+        .unwrap();
+        assert!(matches!(
+            r.poll_event(),
+            Some(RegistrarEvent::Bound { persist: false, .. })
+        ));
+        r.handle_register(
+            now + Duration::from_secs(100),
+            &req("1001", "c1", 3, vec![contact("sip:a@h", None)], Some(600)),
+            ONE,
+        )
+        .unwrap();
+        assert!(matches!(
+            r.poll_event(),
+            Some(RegistrarEvent::Bound { persist: true, .. })
+        ));
     }
 
     #[test]
     fn interval_too_brief_changes_nothing() {
         let now = t0();
         let mut r = reg(now);
-        let err = r.handle_register(now, &req("1001", "c1", 1, vec![contact("sip:a@h", Some(30))], None), ONE).unwrap_err();
+        let err = r
+            .handle_register(
+                now,
+                &req("1001", "c1", 1, vec![contact("sip:a@h", Some(30))], None),
+                ONE,
+            )
+            .unwrap_err();
         assert_eq!(err, RegisterError::IntervalTooBrief { min_expires: 60 });
         assert_eq!(err.status(), 423);
         assert_eq!(r.binding_count(), 0);
@@ -647,9 +818,27 @@ mod tests {
     fn expires_clamped_to_max_and_default_applied() {
         let now = t0();
         let mut r = reg(now);
-        let ok = r.handle_register(now, &req("1001", "c1", 1, vec![contact("sip:a@h", Some(999_999))], None), ONE).unwrap();
+        let ok = r
+            .handle_register(
+                now,
+                &req(
+                    "1001",
+                    "c1",
+                    1,
+                    vec![contact("sip:a@h", Some(999_999))],
+                    None,
+                ),
+                ONE,
+            )
+            .unwrap();
         assert_eq!(ok.contacts[0].1, 3600);
-        let ok = r.handle_register(now, &req("1002", "c2", 1, vec![contact("sip:b@h", None)], None), ONE).unwrap();
+        let ok = r
+            .handle_register(
+                now,
+                &req("1002", "c2", 1, vec![contact("sip:b@h", None)], None),
+                ONE,
+            )
+            .unwrap();
         assert_eq!(ok.contacts[0].1, 3600);
     }
 
@@ -658,26 +847,64 @@ mod tests {
         let now = t0();
         let mut r = reg(now);
         // remove_existing: new contact replaces the old one
-        r.handle_register(now, &req("1001", "c1", 1, vec![contact("sip:a@h1", None)], Some(600)), ONE).unwrap();
-        let ok = r.handle_register(now, &req("1001", "c2", 1, vec![contact("sip:a@h2", None)], Some(600)), ONE).unwrap();
+        r.handle_register(
+            now,
+            &req("1001", "c1", 1, vec![contact("sip:a@h1", None)], Some(600)),
+            ONE,
+        )
+        .unwrap();
+        let ok = r
+            .handle_register(
+                now,
+                &req("1001", "c2", 1, vec![contact("sip:a@h2", None)], Some(600)),
+                ONE,
+            )
+            .unwrap();
         assert_eq!(ok.contacts.len(), 1);
         assert_eq!(ok.contacts[0].0, "sip:a@h2");
         // strict: fourth contact refused
         for (i, h) in ["h1", "h2", "h3"].iter().enumerate() {
-            r.handle_register(now, &req("2001", "x", i as u32 + 1, vec![contact(&format!("sip:b@{h}"), None)], Some(600)), THREE_STRICT).unwrap();
+            r.handle_register(
+                now,
+                &req(
+                    "2001",
+                    "x",
+                    i as u32 + 1,
+                    vec![contact(&format!("sip:b@{h}"), None)],
+                    Some(600),
+                ),
+                THREE_STRICT,
+            )
+            .unwrap();
         }
-        let err = r.handle_register(now, &req("2001", "y", 1, vec![contact("sip:b@h4", None)], Some(600)), THREE_STRICT).unwrap_err();
+        let err = r
+            .handle_register(
+                now,
+                &req("2001", "y", 1, vec![contact("sip:b@h4", None)], Some(600)),
+                THREE_STRICT,
+            )
+            .unwrap_err();
         assert_eq!(err, RegisterError::TooManyContacts { max: 3 });
         assert_eq!(r.bindings_of("2001").len(), 3);
         // re-registering an existing one is still fine
-        r.handle_register(now, &req("2001", "x", 10, vec![contact("sip:b@h1", None)], Some(600)), THREE_STRICT).unwrap();
+        r.handle_register(
+            now,
+            &req("2001", "x", 10, vec![contact("sip:b@h1", None)], Some(600)),
+            THREE_STRICT,
+        )
+        .unwrap();
     }
 
     #[test]
     fn wildcard_rules() {
         let now = t0();
         let mut r = reg(now);
-        r.handle_register(now, &req("1001", "c1", 1, vec![contact("sip:a@h", None)], Some(600)), ONE).unwrap();
+        r.handle_register(
+            now,
+            &req("1001", "c1", 1, vec![contact("sip:a@h", None)], Some(600)),
+            ONE,
+        )
+        .unwrap();
         let mut w = req("1001", "c9", 1, vec![], Some(600));
         w.wildcard = true;
         assert_eq!(r.handle_register(now, &w, ONE).unwrap_err().status(), 400);
@@ -686,15 +913,29 @@ mod tests {
         assert_eq!(r.binding_count(), 0);
         let mut w2 = req("1001", "c9", 2, vec![contact("sip:a@h", None)], Some(0));
         w2.wildcard = true;
-        assert_eq!(r.handle_register(now, &w2, ONE).unwrap_err(), RegisterError::WildcardWithContacts);
+        assert_eq!(
+            r.handle_register(now, &w2, ONE).unwrap_err(),
+            RegisterError::WildcardWithContacts
+        );
     }
 
     #[test]
     fn query_lists_without_change() {
         let now = t0();
         let mut r = reg(now);
-        r.handle_register(now, &req("1001", "c1", 1, vec![contact("sip:a@h", None)], Some(600)), ONE).unwrap();
-        let ok = r.handle_register(now + Duration::from_secs(10), &req("1001", "q", 1, vec![], None), ONE).unwrap();
+        r.handle_register(
+            now,
+            &req("1001", "c1", 1, vec![contact("sip:a@h", None)], Some(600)),
+            ONE,
+        )
+        .unwrap();
+        let ok = r
+            .handle_register(
+                now + Duration::from_secs(10),
+                &req("1001", "q", 1, vec![], None),
+                ONE,
+            )
+            .unwrap();
         assert_eq!(ok.contacts, vec![("sip:a@h".to_string(), 590)]);
     }
 
@@ -702,22 +943,43 @@ mod tests {
     fn expiry_on_virtual_time() {
         let now = t0();
         let mut r = reg(now);
-        r.handle_register(now, &req("1001", "c1", 1, vec![contact("sip:a@h", None)], Some(60)), ONE).unwrap();
+        r.handle_register(
+            now,
+            &req("1001", "c1", 1, vec![contact("sip:a@h", None)], Some(60)),
+            ONE,
+        )
+        .unwrap();
         while r.poll_event().is_some() {}
         assert_eq!(r.poll_timeout(), Some(now + Duration::from_secs(60)));
         r.handle_timeout(now + Duration::from_secs(59));
         assert_eq!(r.binding_count(), 1);
         r.handle_timeout(now + Duration::from_secs(60));
         assert_eq!(r.binding_count(), 0);
-        assert!(matches!(r.poll_event(), Some(RegistrarEvent::Removed { reason: RemoveReason::Expired, .. })));
+        assert!(matches!(
+            r.poll_event(),
+            Some(RegistrarEvent::Removed {
+                reason: RemoveReason::Expired,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn refresh_postpones_expiry() {
         let now = t0();
         let mut r = reg(now);
-        r.handle_register(now, &req("1001", "c1", 1, vec![contact("sip:a@h", None)], Some(60)), ONE).unwrap();
-        r.handle_register(now + Duration::from_secs(50), &req("1001", "c1", 2, vec![contact("sip:a@h", None)], Some(60)), ONE).unwrap();
+        r.handle_register(
+            now,
+            &req("1001", "c1", 1, vec![contact("sip:a@h", None)], Some(60)),
+            ONE,
+        )
+        .unwrap();
+        r.handle_register(
+            now + Duration::from_secs(50),
+            &req("1001", "c1", 2, vec![contact("sip:a@h", None)], Some(60)),
+            ONE,
+        )
+        .unwrap();
         r.handle_timeout(now + Duration::from_secs(61));
         assert_eq!(r.binding_count(), 1);
         r.handle_timeout(now + Duration::from_secs(110));
@@ -741,10 +1003,22 @@ mod tests {
             instance: None,
             registered_at: unix - 100,
         };
-        r.restore(now, vec![rec("sip:live@h", unix + 300), rec("sip:dead@h", unix - 1)]);
+        r.restore(
+            now,
+            vec![rec("sip:live@h", unix + 300), rec("sip:dead@h", unix - 1)],
+        );
         assert_eq!(r.binding_count(), 1);
-        assert_eq!(r.contacts_of(now, "1001"), vec![("sip:live@h".to_string(), 300)]);
-        assert!(matches!(r.poll_event(), Some(RegistrarEvent::Removed { reason: RemoveReason::Expired, .. })));
+        assert_eq!(
+            r.contacts_of(now, "1001"),
+            vec![("sip:live@h".to_string(), 300)]
+        );
+        assert!(matches!(
+            r.poll_event(),
+            Some(RegistrarEvent::Removed {
+                reason: RemoveReason::Expired,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -753,9 +1027,15 @@ mod tests {
         let mut r = reg(now);
         let mut c = contact("sip:a@10.0.0.1:5060", None);
         c.instance = Some("<urn:uuid:1>".into());
-        r.handle_register(now, &req("1001", "c1", 1, vec![c.clone()], Some(600)), THREE_STRICT).unwrap();
+        r.handle_register(
+            now,
+            &req("1001", "c1", 1, vec![c.clone()], Some(600)),
+            THREE_STRICT,
+        )
+        .unwrap();
         c.uri = "sip:a@10.0.0.2:5060".into();
-        r.handle_register(now, &req("1001", "c2", 1, vec![c], Some(600)), THREE_STRICT).unwrap();
+        r.handle_register(now, &req("1001", "c2", 1, vec![c], Some(600)), THREE_STRICT)
+            .unwrap();
         assert_eq!(r.bindings_of("1001").len(), 1);
         assert_eq!(r.bindings_of("1001")[0].contact, "sip:a@10.0.0.2:5060");
     }

@@ -52,7 +52,10 @@ impl ApiBackend for Backend {
         Box::pin(async move { self.store.list_extensions().await.map_err(store_err) })
     }
 
-    fn get_extension<'a>(&'a self, number: &'a str) -> BoxFut<'a, Result<Option<Extension>, BackendError>> {
+    fn get_extension<'a>(
+        &'a self,
+        number: &'a str,
+    ) -> BoxFut<'a, Result<Option<Extension>, BackendError>> {
         Box::pin(async move { self.store.get_extension(number).await.map_err(store_err) })
     }
 
@@ -60,7 +63,9 @@ impl ApiBackend for Backend {
         Box::pin(async move {
             let stored = self.store.insert_extension(&ext).await.map_err(store_err)?;
             // Takes effect at once: the next REGISTER for it is accepted.
-            self.core.command(Command::UpsertExtension(stored.clone())).await;
+            self.core
+                .command(Command::UpsertExtension(stored.clone()))
+                .await;
             Ok(stored)
         })
     }
@@ -69,22 +74,34 @@ impl ApiBackend for Backend {
         Box::pin(async move {
             let stored = self.store.update_extension(&ext).await.map_err(store_err)?;
             // A disabled extension loses its bindings; a new secret applies to the next REGISTER.
-            self.core.command(Command::UpsertExtension(stored.clone())).await;
+            self.core
+                .command(Command::UpsertExtension(stored.clone()))
+                .await;
             Ok(stored)
         })
     }
 
     fn delete_extension<'a>(&'a self, number: &'a str) -> BoxFut<'a, Result<(), BackendError>> {
         Box::pin(async move {
-            self.store.delete_extension(number).await.map_err(store_err)?;
-            self.core.command(Command::RemoveExtension(number.to_string())).await;
+            self.store
+                .delete_extension(number)
+                .await
+                .map_err(store_err)?;
+            self.core
+                .command(Command::RemoveExtension(number.to_string()))
+                .await;
             Ok(())
         })
     }
 
     fn contacts<'a>(&'a self, number: Option<&'a str>) -> BoxFut<'a, Vec<ContactInfo>> {
         Box::pin(async move {
-            self.core.contacts(number.map(str::to_string)).await.into_iter().map(contact_info).collect()
+            self.core
+                .contacts(number.map(str::to_string))
+                .await
+                .into_iter()
+                .map(contact_info)
+                .collect()
         })
     }
 
@@ -105,10 +122,21 @@ impl ApiBackend for Backend {
 pub fn api_config(cfg: &Config) -> ApiConfig {
     ApiConfig {
         require_authentication: cfg.api.require_authentication,
-        tokens: cfg.api.tokens.iter().map(|t| t.expose().to_string()).filter(|t| !t.is_empty()).collect(),
+        tokens: cfg
+            .api
+            .tokens
+            .iter()
+            .map(|t| t.expose().to_string())
+            .filter(|t| !t.is_empty())
+            .collect(),
         admin_user: cfg.api.admin_user.clone(),
         admin_password: cfg.api.admin_password.expose().to_string(),
-        jwt_secret: cfg.api.jwt_secret.as_ref().map(|s| s.expose().as_bytes().to_vec()).unwrap_or_default(),
+        jwt_secret: cfg
+            .api
+            .jwt_secret
+            .as_ref()
+            .map(|s| s.expose().as_bytes().to_vec())
+            .unwrap_or_default(),
         token_ttl: Duration::from_secs(24 * 3600),
     }
 }
@@ -132,7 +160,10 @@ pub async fn watch_directory(store: Store, core: CoreHandle) {
                 last = v;
                 match store.list_extensions().await {
                     Ok(list) => {
-                        info!(extensions = list.len(), "directory changed in the store: reloading");
+                        info!(
+                            extensions = list.len(),
+                            "directory changed in the store: reloading"
+                        );
                         if !core.command(Command::LoadDirectory(list)).await {
                             return;
                         }

@@ -13,22 +13,38 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, error, warn};
 
 use super::sip_io::{self, TcpSettings};
+use crate::pbx::Pbx;
 use crate::pbx::engine::{Command, ContactView, Output, PbxEvent, PersistOp, Stats};
 use crate::pbx::peer::{ConnId, Peer, Proto};
-use crate::pbx::Pbx;
 
 /// Messages into the core task.
 #[derive(Debug)]
 pub enum CoreMsg {
     /// A framed SIP message from a stream connection.
-    Inbound { peer: Peer, bytes: Bytes },
-    ConnOpened { id: ConnId, addr: SocketAddr, writer: mpsc::Sender<Bytes> },
-    ConnClosed { id: ConnId },
+    Inbound {
+        peer: Peer,
+        bytes: Bytes,
+    },
+    ConnOpened {
+        id: ConnId,
+        addr: SocketAddr,
+        writer: mpsc::Sender<Bytes>,
+    },
+    ConnClosed {
+        id: ConnId,
+    },
     /// An outgoing stream connection could not be opened: drop what waited for it.
-    ConnectFailed { addr: SocketAddr },
+    ConnectFailed {
+        addr: SocketAddr,
+    },
     Command(Command),
-    Contacts { number: Option<String>, reply: oneshot::Sender<Vec<ContactView>> },
-    Stats { reply: oneshot::Sender<Stats> },
+    Contacts {
+        number: Option<String>,
+        reply: oneshot::Sender<Vec<ContactView>>,
+    },
+    Stats {
+        reply: oneshot::Sender<Stats>,
+    },
     /// Stop: answer nothing more, flush, exit.
     Shutdown,
 }
@@ -47,7 +63,12 @@ impl CoreHandle {
 
     pub async fn contacts(&self, number: Option<String>) -> Vec<ContactView> {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(CoreMsg::Contacts { number, reply }).await.is_err() {
+        if self
+            .tx
+            .send(CoreMsg::Contacts { number, reply })
+            .await
+            .is_err()
+        {
             return Vec::new();
         }
         rx.await.unwrap_or_default()
@@ -83,10 +104,23 @@ pub struct Core {
 }
 
 /// Create the channel pair for a core.
-pub fn channel(events_capacity: usize) -> (CoreHandle, mpsc::Receiver<CoreMsg>, broadcast::Sender<PbxEvent>) {
+pub fn channel(
+    events_capacity: usize,
+) -> (
+    CoreHandle,
+    mpsc::Receiver<CoreMsg>,
+    broadcast::Sender<PbxEvent>,
+) {
     let (tx, rx) = mpsc::channel(8192);
     let (events, _) = broadcast::channel(events_capacity);
-    (CoreHandle { tx, events: events.clone() }, rx, events)
+    (
+        CoreHandle {
+            tx,
+            events: events.clone(),
+        },
+        rx,
+        events,
+    )
 }
 
 const UDP_BATCH: usize = 64;
@@ -101,7 +135,8 @@ impl Core {
         let mut outbox: Vec<(Peer, Bytes)> = Vec::with_capacity(UDP_BATCH);
         loop {
             // Drain everything the engine wants done.
-            self.flush(&mut conns, &mut pending_connect, &mut outbox).await;
+            self.flush(&mut conns, &mut pending_connect, &mut outbox)
+                .await;
             let deadline = self.pbx.poll_timeout();
             let sleep = async {
                 match deadline {
@@ -246,7 +281,12 @@ impl Core {
 
     /// The connection is gone: open a new one to the peer's address (RFC 3261 §18.2.2 for
     /// responses; for requests, the registered contact's source).
-    fn reconnect(&self, addr: SocketAddr, bytes: Bytes, pending: &mut HashMap<SocketAddr, Vec<Bytes>>) {
+    fn reconnect(
+        &self,
+        addr: SocketAddr,
+        bytes: Bytes,
+        pending: &mut HashMap<SocketAddr, Vec<Bytes>>,
+    ) {
         let first = !pending.contains_key(&addr);
         pending.entry(addr).or_default().push(bytes);
         if first {

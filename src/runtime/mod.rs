@@ -32,11 +32,20 @@ use self::sip_io::TcpSettings;
 #[derive(Debug, Error)]
 pub enum RuntimeError {
     #[error("cannot bind SIP UDP {addr}: {source}")]
-    BindUdp { addr: SocketAddr, source: std::io::Error },
+    BindUdp {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot bind SIP TCP {addr}: {source}")]
-    BindTcp { addr: SocketAddr, source: std::io::Error },
+    BindTcp {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot bind REST API {addr}: {source}")]
-    BindApi { addr: SocketAddr, source: std::io::Error },
+    BindApi {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("store: {0}")]
     Store(#[from] StoreError),
 }
@@ -56,7 +65,10 @@ pub struct Server {
 }
 
 fn unix_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// The address Dialtone writes into Via/Contact of its own requests when bound to a wildcard.
@@ -85,17 +97,32 @@ impl Server {
         // Seed extensions[] per extensions_seed_mode; never overwrites an edited extension.
         let seeds = cfg.seed_extensions();
         if !seeds.is_empty() {
-            let report = store.seed_extensions(&seeds, cfg.extensions_seed_mode).await?;
-            info!(inserted = report.inserted.len(), kept = report.kept.len(), skipped = report.skipped.len(), "extensions[] from config.yml");
+            let report = store
+                .seed_extensions(&seeds, cfg.extensions_seed_mode)
+                .await?;
+            info!(
+                inserted = report.inserted.len(),
+                kept = report.kept.len(),
+                skipped = report.skipped.len(),
+                "extensions[] from config.yml"
+            );
         }
         let extensions = store.list_extensions().await?;
         let bindings = store.load_bindings().await?;
 
         // Sockets.
         let sip_bind = SocketAddr::new(cfg.server.sip_host, cfg.server.sip_port);
-        let udp = sip_io::bind_udp(sip_bind, cfg.sip.udp_buffer_bytes as usize)
-            .map_err(|source| RuntimeError::BindUdp { addr: sip_bind, source })?;
-        let udp_addr = udp.local_addr().map_err(|source| RuntimeError::BindUdp { addr: sip_bind, source })?;
+        let udp =
+            sip_io::bind_udp(sip_bind, cfg.sip.udp_buffer_bytes as usize).map_err(|source| {
+                RuntimeError::BindUdp {
+                    addr: sip_bind,
+                    source,
+                }
+            })?;
+        let udp_addr = udp.local_addr().map_err(|source| RuntimeError::BindUdp {
+            addr: sip_bind,
+            source,
+        })?;
         let (rcv, snd) = sip_io::udp_buffers(&udp);
         if rcv < cfg.sip.udp_buffer_bytes as usize {
             warn!(
@@ -123,7 +150,11 @@ impl Server {
         let pcfg = PbxConfig {
             realm: cfg.sip.realm.clone(),
             user_agent: cfg.sip.user_agent.clone(),
-            timers: TimerConfig { t1: cfg.sip.t1(), t2: cfg.sip.t2(), t4: cfg.sip.t4() },
+            timers: TimerConfig {
+                t1: cfg.sip.t1(),
+                t2: cfg.sip.t2(),
+                t4: cfg.sip.t4(),
+            },
             registrar: RegistrarConfig {
                 min_expires: cfg.registrar.min_expires,
                 max_expires: cfg.registrar.max_expires,
@@ -193,8 +224,14 @@ impl Server {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|source| RuntimeError::BindApi { addr, source })?;
-            let bound = listener.local_addr().map_err(|source| RuntimeError::BindApi { addr, source })?;
-            let backend = Arc::new(backend::Backend::new(store.clone(), handle.clone(), epoch.1));
+            let bound = listener
+                .local_addr()
+                .map_err(|source| RuntimeError::BindApi { addr, source })?;
+            let backend = Arc::new(backend::Backend::new(
+                store.clone(),
+                handle.clone(),
+                epoch.1,
+            ));
             let router = api::router(backend, backend::api_config(cfg));
             let (stop_tx, stop_rx) = oneshot::channel::<()>();
             let task = tokio::spawn(async move {

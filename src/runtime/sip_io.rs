@@ -36,7 +36,10 @@ pub fn bind_udp(addr: SocketAddr, buffer: usize) -> io::Result<UdpSocket> {
 /// Effective UDP buffer sizes (receive, send) as the kernel reports them.
 pub fn udp_buffers(sock: &UdpSocket) -> (usize, usize) {
     let s = socket2::SockRef::from(sock);
-    (s.recv_buffer_size().unwrap_or(0), s.send_buffer_size().unwrap_or(0))
+    (
+        s.recv_buffer_size().unwrap_or(0),
+        s.send_buffer_size().unwrap_or(0),
+    )
 }
 
 /// Bind the SIP TCP listener.
@@ -60,7 +63,11 @@ pub struct TcpSettings {
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 /// Accept TCP connections until the core goes away.
-pub async fn accept_loop(listener: TcpListener, core: mpsc::Sender<CoreMsg>, settings: TcpSettings) {
+pub async fn accept_loop(
+    listener: TcpListener,
+    core: mpsc::Sender<CoreMsg>,
+    settings: TcpSettings,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
@@ -80,7 +87,11 @@ pub async fn accept_loop(listener: TcpListener, core: mpsc::Sender<CoreMsg>, set
 }
 
 /// Open an outgoing TCP connection to `addr` and attach it like an accepted one.
-pub async fn connect(addr: SocketAddr, core: mpsc::Sender<CoreMsg>, settings: TcpSettings) -> io::Result<ConnId> {
+pub async fn connect(
+    addr: SocketAddr,
+    core: mpsc::Sender<CoreMsg>,
+    settings: TcpSettings,
+) -> io::Result<ConnId> {
     let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
@@ -88,13 +99,25 @@ pub async fn connect(addr: SocketAddr, core: mpsc::Sender<CoreMsg>, settings: Tc
     Ok(spawn_connection(stream, addr, core, settings))
 }
 
-fn spawn_connection(stream: TcpStream, addr: SocketAddr, core: mpsc::Sender<CoreMsg>, settings: TcpSettings) -> ConnId {
+fn spawn_connection(
+    stream: TcpStream,
+    addr: SocketAddr,
+    core: mpsc::Sender<CoreMsg>,
+    settings: TcpSettings,
+) -> ConnId {
     let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Bytes>(256);
     let peer = Peer::tcp(addr, id);
     // Register before reading so responses can find the writer.
-    if core.try_send(CoreMsg::ConnOpened { id, addr, writer: tx.clone() }).is_err() {
+    if core
+        .try_send(CoreMsg::ConnOpened {
+            id,
+            addr,
+            writer: tx.clone(),
+        })
+        .is_err()
+    {
         return id;
     }
     let core_r = core.clone();
@@ -123,7 +146,11 @@ fn spawn_connection(stream: TcpStream, addr: SocketAddr, core: mpsc::Sender<Core
             loop {
                 match framer.next_message() {
                     Ok(Some(msg)) => {
-                        if core_r.send(CoreMsg::Inbound { peer, bytes: msg }).await.is_err() {
+                        if core_r
+                            .send(CoreMsg::Inbound { peer, bytes: msg })
+                            .await
+                            .is_err()
+                        {
                             fatal = Some("core gone");
                             break;
                         }
@@ -152,7 +179,12 @@ fn spawn_connection(stream: TcpStream, addr: SocketAddr, core: mpsc::Sender<Core
 }
 
 /// Drain up to `max` datagrams that are ready now into the core, without awaiting.
-pub fn recv_batch(sock: &UdpSocket, buf: &mut [u8], max: usize, mut f: impl FnMut(SocketAddr, &[u8])) -> io::Result<usize> {
+pub fn recv_batch(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+    max: usize,
+    mut f: impl FnMut(SocketAddr, &[u8]),
+) -> io::Result<usize> {
     let mut n = 0;
     while n < max {
         match sock.try_recv_from(buf) {
@@ -162,7 +194,10 @@ pub fn recv_batch(sock: &UdpSocket, buf: &mut [u8], max: usize, mut f: impl FnMu
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             // ICMP port unreachable surfaces as ConnectionRefused on some systems: ignore it.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused || e.kind() == io::ErrorKind::ConnectionReset => {
+            Err(e)
+                if e.kind() == io::ErrorKind::ConnectionRefused
+                    || e.kind() == io::ErrorKind::ConnectionReset =>
+            {
                 continue;
             }
             Err(e) => return Err(e),

@@ -9,13 +9,12 @@ use md5::{Digest, Md5};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-use dialtone::config::{self, Config};
+use dialtone::config;
 use dialtone::runtime::Server;
 
 pub struct TestServer {
     pub server: Option<Server>,
     pub dir: tempfile::TempDir,
-    pub config: Config,
 }
 
 impl TestServer {
@@ -54,22 +53,38 @@ extensions:
         );
         let loaded = config::parse(&yaml, "test config").expect("test config parses");
         let server = Server::start(&loaded.config).await.expect("server starts");
-        TestServer { server: Some(server), dir, config: loaded.config }
+        TestServer {
+            server: Some(server),
+            dir,
+        }
     }
 
     pub fn udp(&self) -> SocketAddr {
         self.server.as_ref().unwrap().udp_addr()
     }
     pub fn tcp(&self) -> SocketAddr {
-        self.server.as_ref().unwrap().tcp_addr().expect("tcp enabled")
+        self.server
+            .as_ref()
+            .unwrap()
+            .tcp_addr()
+            .expect("tcp enabled")
     }
     pub fn api(&self) -> SocketAddr {
-        self.server.as_ref().unwrap().api_addr().expect("api enabled")
+        self.server
+            .as_ref()
+            .unwrap()
+            .api_addr()
+            .expect("api enabled")
     }
 
     /// Graceful stop; the temp dir (and its database) stays for a restart.
     pub async fn stop(mut self) -> tempfile::TempDir {
-        self.server.take().unwrap().shutdown().await.expect("shutdown");
+        self.server
+            .take()
+            .unwrap()
+            .shutdown()
+            .await
+            .expect("shutdown");
         self.dir
     }
 
@@ -90,7 +105,11 @@ pub struct Resp {
 impl Resp {
     pub fn parse(raw: &str) -> Resp {
         let mut lines = raw.split("\r\n");
-        let status = lines.next().and_then(|l| l.get(8..11)).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let status = lines
+            .next()
+            .and_then(|l| l.get(8..11))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         let mut headers = Vec::new();
         for l in lines {
             if l.is_empty() {
@@ -100,19 +119,33 @@ impl Resp {
                 headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
             }
         }
-        Resp { status, headers, raw: raw.to_string() }
+        Resp {
+            status,
+            headers,
+            raw: raw.to_string(),
+        }
     }
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
     }
     pub fn all(&self, name: &str) -> Vec<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().filter(|(k, _)| *k == name).map(|(_, v)| v.as_str()).collect()
+        self.headers
+            .iter()
+            .filter(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
     /// Number of contacts listed (Contact headers may hold several, comma separated).
     pub fn contact_count(&self) -> usize {
-        self.all("contact").iter().map(|v| v.matches("<sip").count()).sum()
+        self.all("contact")
+            .iter()
+            .map(|v| v.matches("<sip").count())
+            .sum()
     }
 }
 
@@ -142,7 +175,11 @@ fn auth_params(v: &str) -> HashMap<String, String> {
     let mut rest = v;
     while !rest.is_empty() {
         let Some(eq) = rest.find('=') else { break };
-        let key = rest[..eq].trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let key = rest[..eq]
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
         rest = &rest[eq + 1..];
         let value;
         if let Some(r) = rest.strip_prefix('"') {
@@ -192,10 +229,6 @@ impl Phone {
         }
     }
 
-    pub fn new_call_id(&mut self) {
-        self.call_id = format!("{}-{}@test", self.contact_user, rand::random::<u32>());
-    }
-
     pub async fn send_raw(&mut self, text: &str) {
         match &mut self.link {
             Link::Udp(s) => {
@@ -222,7 +255,8 @@ impl Phone {
                             .find_map(|l| {
                                 let (k, v) = l.split_once(':')?;
                                 let k = k.trim().to_ascii_lowercase();
-                                (k == "content-length" || k == "l").then(|| v.trim().parse::<usize>().ok())?
+                                (k == "content-length" || k == "l")
+                                    .then(|| v.trim().parse::<usize>().ok())?
                             })
                             .unwrap_or(0);
                         if pending.len() >= pos + 4 + cl {
@@ -239,7 +273,10 @@ impl Phone {
                 },
             }
         };
-        tokio::time::timeout(Duration::from_secs(3), fut).await.ok().flatten()
+        tokio::time::timeout(Duration::from_secs(3), fut)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Next response (skips requests such as qualify OPTIONS, answering them 200).
@@ -260,7 +297,12 @@ impl Phone {
             if l.is_empty() {
                 break;
             }
-            let name = l.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
+            let name = l
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             if ["via", "from", "to", "call-id", "cseq"].contains(&name.as_str()) {
                 out.push_str(l);
                 out.push_str("\r\n");
@@ -270,12 +312,23 @@ impl Phone {
         self.send_raw(&out).await;
     }
 
-    fn register_text(&mut self, user: &str, expires: Option<u32>, contact: Option<&str>, auth: Option<&str>) -> String {
+    fn register_text(
+        &mut self,
+        user: &str,
+        expires: Option<u32>,
+        contact: Option<&str>,
+        auth: Option<&str>,
+    ) -> String {
         self.cseq += 1;
         self.branch += 1;
         let tr = self.transport();
         let contact = contact.map(str::to_string).unwrap_or_else(|| {
-            format!("<sip:{}@{};transport={}>", self.contact_user, self.local, tr.to_ascii_lowercase())
+            format!(
+                "<sip:{}@{};transport={}>",
+                self.contact_user,
+                self.local,
+                tr.to_ascii_lowercase()
+            )
         });
         let mut t = format!(
             "REGISTER sip:test.local SIP/2.0\r\n\
@@ -307,7 +360,13 @@ impl Phone {
         self.register_contact(user, password, expires, None).await
     }
 
-    pub async fn register_contact(&mut self, user: &str, password: &str, expires: Option<u32>, contact: Option<&str>) -> Resp {
+    pub async fn register_contact(
+        &mut self,
+        user: &str,
+        password: &str,
+        expires: Option<u32>,
+        contact: Option<&str>,
+    ) -> Resp {
         let t = self.register_text(user, expires, contact, None);
         self.send_raw(&t).await;
         let first = self.recv_response().await.expect("answer to REGISTER");
@@ -318,7 +377,9 @@ impl Phone {
         let auth = digest_md5(chal, user, password, "REGISTER", "sip:test.local");
         let t = self.register_text(user, expires, contact, Some(&auth));
         self.send_raw(&t).await;
-        self.recv_response().await.expect("answer to authenticated REGISTER")
+        self.recv_response()
+            .await
+            .expect("answer to authenticated REGISTER")
     }
 }
 
@@ -329,7 +390,9 @@ pub fn digest_md5(challenge: &str, user: &str, password: &str, method: &str, uri
     let nonce = &p["nonce"];
     let ha1 = md5hex(&format!("{user}:{realm}:{password}"));
     let ha2 = md5hex(&format!("{method}:{uri}"));
-    let qop_auth = p.get("qop").is_some_and(|q| q.split(',').any(|x| x.trim() == "auth"));
+    let qop_auth = p
+        .get("qop")
+        .is_some_and(|q| q.split(',').any(|x| x.trim() == "auth"));
     let mut out;
     if qop_auth {
         let cnonce = "0a4f113b";
@@ -340,7 +403,9 @@ pub fn digest_md5(challenge: &str, user: &str, password: &str, method: &str, uri
         );
     } else {
         let resp = md5hex(&format!("{ha1}:{nonce}:{ha2}"));
-        out = format!("Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm=MD5");
+        out = format!(
+            "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm=MD5"
+        );
     }
     if let Some(o) = p.get("opaque") {
         out.push_str(&format!(", opaque=\"{o}\""));
@@ -371,24 +436,43 @@ where
 }
 
 /// Minimal HTTP/1.1 client for the REST API (one request per connection).
-pub async fn http(api: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, serde_json::Value) {
+pub async fn http(
+    api: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
     let mut s = TcpStream::connect(api).await.unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n");
     if let Some(t) = token {
         req.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
     if let Some(b) = body {
-        req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}", b.len()));
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        ));
     } else {
         req.push_str("\r\n");
     }
     s.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     let text = String::from_utf8_lossy(&buf);
     let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
     let json = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
     (status, json)
 }
@@ -397,7 +481,9 @@ fn dechunk(s: &str) -> String {
     let mut out = String::new();
     let mut rest = s;
     loop {
-        let Some((size, r)) = rest.split_once("\r\n") else { break };
+        let Some((size, r)) = rest.split_once("\r\n") else {
+            break;
+        };
         let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
         if n == 0 || r.len() < n {
             break;
