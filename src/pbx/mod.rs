@@ -6,3 +6,6 @@ pub mod peer;
 pub mod registrar;
 
 pub use engine::Pbx;
+
+#[cfg(test)]
+mod engine_tests;
