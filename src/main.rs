@@ -12,6 +12,11 @@ use dialtone::pbx::directory::Extension;
 use dialtone::runtime;
 use dialtone::store::Store;
 
+/// mimalloc: the message path allocates many small strings; glibc malloc cost ~15 % of a
+/// REGISTER storm's CPU in profiles.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(name = "dialtone", version, about = "Dialtone: a native SIP/RTP PBX")]
 struct Cli {

@@ -15,6 +15,7 @@ use tracing::{debug, error, warn};
 use super::sip_io::{self, TcpSettings};
 use crate::pbx::Pbx;
 use crate::pbx::engine::{Command, ContactView, Output, PbxEvent, PersistOp, Stats};
+use crate::store::BindingOp;
 use crate::pbx::peer::{ConnId, Peer, Proto};
 
 /// Messages into the core task.
@@ -98,9 +99,11 @@ pub struct Core {
     pub udp: Arc<UdpSocket>,
     pub rx: mpsc::Receiver<CoreMsg>,
     pub self_tx: mpsc::Sender<CoreMsg>,
-    pub persist: mpsc::UnboundedSender<PersistOp>,
+    pub persist: mpsc::UnboundedSender<BindingOp>,
     pub events: broadcast::Sender<PbxEvent>,
     pub tcp: TcpSettings,
+    /// The multi-threaded runtime, for tasks the core starts (outgoing TCP connections).
+    pub io_runtime: tokio::runtime::Handle,
 }
 
 /// Create the channel pair for a core.
@@ -237,6 +240,10 @@ impl Core {
                     Proto::Tcp => self.send_stream(to, bytes, conns, pending),
                 },
                 Output::Persist(op) => {
+                    let op = match op {
+                        PersistOp::Upsert(r) => BindingOp::Upsert(r),
+                        PersistOp::Delete { aor, contact } => BindingOp::Delete { aor, contact },
+                    };
                     let _ = self.persist.send(op);
                 }
                 Output::Event(ev) => {
@@ -292,7 +299,7 @@ impl Core {
         if first {
             let core = self.self_tx.clone();
             let settings = self.tcp;
-            tokio::spawn(async move {
+            self.io_runtime.spawn(async move {
                 if let Err(e) = sip_io::connect(addr, core.clone(), settings).await {
                     debug!(%addr, error = %e, "TCP connect failed");
                     let _ = core.send(CoreMsg::ConnectFailed { addr }).await;

@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 use crate::api;
 use crate::config::Config;
 use crate::pbx::Pbx;
-use crate::pbx::engine::{Command, PbxConfig, PersistOp};
+use crate::pbx::engine::{Command, PbxConfig};
 use crate::pbx::registrar::RegistrarConfig;
 use crate::sip::transaction::TimerConfig;
 use crate::store::{BindingOp, Store, StoreError};
@@ -56,7 +56,7 @@ pub struct Server {
     tcp_addr: Option<SocketAddr>,
     api_addr: Option<SocketAddr>,
     handle: CoreHandle,
-    core_task: JoinHandle<()>,
+    core_done: oneshot::Receiver<()>,
     writer_task: JoinHandle<()>,
     api_stop: Option<oneshot::Sender<()>>,
     api_task: Option<JoinHandle<()>>,
@@ -178,39 +178,64 @@ impl Server {
         );
 
         // Persistence: binding changes go to a batching writer, off the signalling path.
-        let (persist_tx, mut persist_rx) = mpsc::unbounded_channel::<PersistOp>();
         let (op_tx, op_rx) = mpsc::unbounded_channel::<BindingOp>();
-        let writer = crate::store::spawn_binding_writer(store.clone(), op_rx);
-        let writer_task = tokio::spawn(async move {
-            while let Some(op) = persist_rx.recv().await {
-                let op = match op {
-                    PersistOp::Upsert(r) => BindingOp::Upsert(r),
-                    PersistOp::Delete { aor, contact } => BindingOp::Delete { aor, contact },
-                };
-                if op_tx.send(op).is_err() {
-                    break;
-                }
-            }
-            drop(op_tx);
-            let _ = writer.await;
-        });
+        let writer_task = crate::store::spawn_binding_writer(store.clone(), op_rx);
 
         let (handle, rx, events) = core::channel(4096);
         let tcp_settings = TcpSettings {
             max_message: cfg.sip.tcp_max_message_bytes as usize,
             idle_timeout: cfg.sip.tcp_idle_timeout(),
         };
-        let core = Core {
-            pbx,
-            udp: Arc::new(udp),
-            rx,
-            self_tx: handle.sender(),
-            persist: persist_tx,
-            events,
-            tcp: tcp_settings,
-        };
-        // Drain the start-up outputs (deletes of expired persisted bindings) before serving.
-        let core_task = tokio::spawn(core.run());
+        // The core runs on a thread of its own with a single-threaded runtime: the UDP socket,
+        // the engine and its timers share one reactor, so a datagram costs no cross-thread wake.
+        let self_tx = handle.sender();
+        let io_runtime = tokio::runtime::Handle::current();
+        let (done_tx, core_done) = oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = oneshot::channel::<std::io::Result<()>>();
+        std::thread::Builder::new()
+            .name("dialtone-core".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let udp = match tokio::net::UdpSocket::from_std(udp) {
+                        Ok(u) => u,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    let core = Core {
+                        pbx,
+                        udp: Arc::new(udp),
+                        rx,
+                        self_tx,
+                        persist: op_tx,
+                        events,
+                        tcp: tcp_settings,
+                        io_runtime,
+                    };
+                    core.run().await;
+                });
+                let _ = done_tx.send(());
+            })
+            .map_err(|source| RuntimeError::BindUdp { addr: sip_bind, source })?;
+        match ready_rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(source)) => return Err(RuntimeError::BindUdp { addr: sip_bind, source }),
+            Err(_) => {
+                return Err(RuntimeError::BindUdp {
+                    addr: sip_bind,
+                    source: std::io::Error::other("core thread failed to start"),
+                });
+            }
+        }
         if let Some(l) = tcp_listener {
             tokio::spawn(sip_io::accept_loop(l, handle.sender(), tcp_settings));
         }
@@ -251,7 +276,7 @@ impl Server {
             tcp_addr,
             api_addr,
             handle,
-            core_task,
+            core_done,
             writer_task,
             api_stop,
             api_task,
@@ -286,7 +311,7 @@ impl Server {
         }
         self.watcher_task.abort();
         let _ = self.handle.sender().send(CoreMsg::Shutdown).await;
-        let _ = self.core_task.await;
+        let _ = self.core_done.await;
         // The core dropped its persistence sender: the writer drains and exits.
         drop(self.handle);
         let _ = tokio::time::timeout(Duration::from_secs(10), self.writer_task).await;

@@ -18,8 +18,9 @@ use super::core::CoreMsg;
 use crate::pbx::peer::{ConnId, Peer};
 use crate::sip::StreamFramer;
 
-/// Bind the SIP UDP socket with `buffer` bytes of send and receive buffer.
-pub fn bind_udp(addr: SocketAddr, buffer: usize) -> io::Result<UdpSocket> {
+/// Bind the SIP UDP socket with `buffer` bytes of send and receive buffer. The socket is
+/// returned as a std socket so it can be registered with the core thread's own reactor.
+pub fn bind_udp(addr: SocketAddr, buffer: usize) -> io::Result<std::net::UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         let _ = socket.set_only_v6(false);
@@ -30,11 +31,11 @@ pub fn bind_udp(addr: SocketAddr, buffer: usize) -> io::Result<UdpSocket> {
     let _ = socket.set_send_buffer_size(buffer);
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
+    Ok(socket.into())
 }
 
 /// Effective UDP buffer sizes (receive, send) as the kernel reports them.
-pub fn udp_buffers(sock: &UdpSocket) -> (usize, usize) {
+pub fn udp_buffers(sock: &std::net::UdpSocket) -> (usize, usize) {
     let s = socket2::SockRef::from(sock);
     (
         s.recv_buffer_size().unwrap_or(0),
