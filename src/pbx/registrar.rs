@@ -357,8 +357,9 @@ impl Registrar {
             let (pos, new, persist) = match list.iter_mut().position(|b| b.same_identity(c)) {
                 Some(pos) => {
                     let b = &mut list[pos];
-                    let changed =
-                        b.contact != c.uri || b.source != req.source || b.call_id != req.call_id;
+                    // A new Call-ID alone is not worth a disk write: after a restart the next
+                    // REGISTER (any Call-ID, or a higher CSeq) refreshes the binding anyway.
+                    let changed = b.contact != c.uri || b.source != req.source;
                     if b.contact != c.uri {
                         b.contact.clone_from(&c.uri);
                     }
@@ -795,6 +796,17 @@ mod tests {
             r.poll_event(),
             Some(RegistrarEvent::Bound { persist: true, .. })
         ));
+    }
+
+    #[test]
+    fn new_call_id_alone_is_not_persisted() {
+        let now = t0();
+        let mut r = reg(now);
+        r.handle_register(now, &req("1001", "c1", 1, vec![contact("sip:a@h", None)], Some(600)), ONE).unwrap();
+        while r.poll_event().is_some() {}
+        r.handle_register(now + Duration::from_secs(1), &req("1001", "c2", 1, vec![contact("sip:a@h", None)], Some(600)), ONE).unwrap();
+        assert!(matches!(r.poll_event(), Some(RegistrarEvent::Bound { persist: false, new: false, .. })));
+        assert_eq!(r.bindings_of("1001")[0].call_id, "c2");
     }
 
     #[test]
