@@ -13,6 +13,7 @@ OUT=${OUT:-$ROOT/benches/results/$STAMP}
 mkdir -p "$OUT"
 KIT=$(mktemp -d)
 cp -r "$SHARED/bench/." "$KIT/"          # the kit writes users.csv/results beside itself
+mkdir -p "$KIT/db"
 PID=""
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$KIT"; }
 trap cleanup EXIT

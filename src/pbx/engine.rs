@@ -217,6 +217,8 @@ pub struct Pbx {
     qualify_queue: BinaryHeap<Reverse<(Instant, u64)>>,
     qualify_due: HashMap<u64, Instant>,
     probes: HashMap<TxId, QualifyProbe>,
+    /// binding id → its outstanding probe.
+    probing: HashMap<u64, TxId>,
     out: VecDeque<Output>,
     epoch: (Instant, i64),
     tag_seq: u64,
@@ -239,6 +241,7 @@ impl Pbx {
             qualify_queue: BinaryHeap::new(),
             qualify_due: HashMap::new(),
             probes: HashMap::new(),
+            probing: HashMap::new(),
             out: VecDeque::new(),
             tag_seq: u64::from(cfg.nonce_secret[0]) << 32 | u64::from(cfg.nonce_secret[1]) << 40,
             branch_seq: u64::from(cfg.nonce_secret[2]) << 32,
@@ -767,6 +770,7 @@ impl Pbx {
             return;
         }
         if let Some(probe) = self.probes.remove(&tx) {
+            self.probing.remove(&probe.binding);
             // Any final response proves the contact is alive (Asterisk counts 2xx–6xx alike).
             let rtt = now.saturating_duration_since(probe.sent_at);
             self.qualify_result(now, probe.binding, QualifyStatus::Reachable, Some(rtt));
@@ -809,15 +813,16 @@ impl Pbx {
             let next = now + Duration::from_secs(u64::from(freq));
             self.qualify_due.insert(id, next);
             self.qualify_queue.push(Reverse((next, id)));
-            if self.probes.values().any(|p| p.binding == id) {
+            if self.probing.contains_key(&id) {
                 continue;
             }
-            let (key, bytes) = self.build_options(&contact, &aor, target);
+            let (key, bytes, target) = self.build_options(&contact, &aor, target);
             match self
                 .txs
                 .send_request(now, key, target, target.proto.is_reliable(), bytes)
             {
                 Ok(tx) => {
+                    self.probing.insert(id, tx);
                     self.probes.insert(
                         tx,
                         QualifyProbe {
@@ -852,36 +857,45 @@ impl Pbx {
         }
     }
 
-    fn build_options(&mut self, contact: &str, aor: &str, target: Peer) -> (TxKey, Bytes) {
+    /// Build a qualify OPTIONS for `contact`; returns the key, the bytes and the peer to send
+    /// to (which may have moved from UDP to TCP, see [`request_transport`]).
+    fn build_options(&mut self, contact: &str, aor: &str, target: Peer) -> (TxKey, Bytes, Peer) {
         self.branch_seq += 1;
         let branch = format!("z9hG4bK-dt{:x}", self.branch_seq);
-        let local = match target.proto {
-            Proto::Tcp => self.cfg.local_tcp.unwrap_or(self.cfg.local_udp),
-            Proto::Udp => self.cfg.local_udp,
-        };
-        let local_host = if local.ip().is_unspecified() {
-            target_local_guess(target.addr)
-        } else {
-            local.ip()
-        };
         let tag = self.new_tag();
-        let text = format!(
-            "OPTIONS {contact} SIP/2.0\r\n\
-             Via: SIP/2.0/{proto} {host}:{port};branch={branch};rport\r\n\
-             Max-Forwards: 70\r\n\
-             From: <sip:dialtone@{host}>;tag={tag}\r\n\
-             To: <sip:{aor}@{host}>\r\n\
-             Call-ID: {branch}@{host}\r\n\
-             CSeq: 1 OPTIONS\r\n\
-             User-Agent: {ua}\r\n\
-             Accept: application/sdp\r\n\
-             Content-Length: 0\r\n\r\n",
-            proto = target.proto.via_name(),
-            host = fmt_host(local_host),
-            port = local.port(),
-            ua = self.cfg.user_agent,
-        );
-        (TxKey::client(branch, TxMethod::Options), Bytes::from(text))
+        let render = |pbx: &Pbx, target: Peer| {
+            let local = match target.proto {
+                Proto::Tcp => pbx.cfg.local_tcp.unwrap_or(pbx.cfg.local_udp),
+                Proto::Udp => pbx.cfg.local_udp,
+            };
+            let local_host = if local.ip().is_unspecified() {
+                target_local_guess(target.addr)
+            } else {
+                local.ip()
+            };
+            format!(
+                "OPTIONS {contact} SIP/2.0\r\n\
+                 Via: SIP/2.0/{proto} {host}:{port};branch={branch};rport\r\n\
+                 Max-Forwards: 70\r\n\
+                 From: <sip:dialtone@{host}>;tag={tag}\r\n\
+                 To: <sip:{aor}@{host}>\r\n\
+                 Call-ID: {branch}@{host}\r\n\
+                 CSeq: 1 OPTIONS\r\n\
+                 User-Agent: {ua}\r\n\
+                 Accept: application/sdp\r\n\
+                 Content-Length: 0\r\n\r\n",
+                proto = target.proto.via_name(),
+                host = fmt_host(local_host),
+                port = local.port(),
+                ua = pbx.cfg.user_agent,
+            )
+        };
+        let mut text = render(self, target);
+        let sent_to = request_transport(target, text.len(), self.cfg.local_tcp.is_some());
+        if sent_to != target {
+            text = render(self, sent_to);
+        }
+        (TxKey::client(branch, TxMethod::Options), Bytes::from(text), sent_to)
     }
 
     // ----------------------------------------------------------------- plumbing
@@ -958,11 +972,14 @@ impl Pbx {
             match ev {
                 TxEvent::Timeout(tx) | TxEvent::TransportError(tx) => {
                     if let Some(probe) = self.probes.remove(&tx) {
+                        self.probing.remove(&probe.binding);
                         self.qualify_result(now, probe.binding, QualifyStatus::Unreachable, None);
                     }
                 }
                 TxEvent::Terminated(tx, _) => {
-                    self.probes.remove(&tx);
+                    if let Some(probe) = self.probes.remove(&tx) {
+                        self.probing.remove(&probe.binding);
+                    }
                 }
             }
         }
@@ -1047,6 +1064,18 @@ fn target_local_guess(target: SocketAddr) -> IpAddr {
         target.ip()
     } else {
         IpAddr::from([127, 0, 0, 1])
+    }
+}
+
+/// RFC 3261 §18.1.1: a request within 200 bytes of the path MTU (1500, so above 1300 bytes)
+/// must not go over UDP; it goes over TCP to the same address (a new connection) when Dialtone
+/// has TCP enabled.
+pub(crate) fn request_transport(target: Peer, len: usize, tcp_enabled: bool) -> Peer {
+    const UDP_REQUEST_LIMIT: usize = 1300;
+    if target.proto == Proto::Udp && len > UDP_REQUEST_LIMIT && tcp_enabled {
+        Peer { addr: target.addr, proto: Proto::Tcp, conn: None }
+    } else {
+        target
     }
 }
 

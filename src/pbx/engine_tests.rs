@@ -301,3 +301,16 @@ fn binding_expiry_persists_delete() {
     assert_eq!(h.pbx.stats().bindings, 0);
     assert!(h.persisted.iter().any(|p| matches!(p, PersistOp::Delete { aor, .. } if aor == "1001")));
 }
+
+#[test]
+fn large_requests_move_from_udp_to_tcp() {
+    use super::engine::request_transport;
+    let udp = phone();
+    assert_eq!(request_transport(udp, 800, true), udp);
+    let moved = request_transport(udp, 1301, true);
+    assert_eq!(moved.proto, super::peer::Proto::Tcp);
+    assert_eq!(moved.addr, udp.addr);
+    assert_eq!(moved.conn, None);
+    // Without a TCP transport there is nowhere to move to.
+    assert_eq!(request_transport(udp, 5000, false), udp);
+}
