@@ -2,7 +2,7 @@
 # Side-by-side load run: the shared sipp kit (../shared/bench/run_all.sh) against Kamailio and
 # against Dialtone, in one session, on loopback. Prints both ladders and the ratio.
 #   benches/sipp/compare.sh [phases]      phases as run_all.sh: reg reg_tcp ... (default: reg)
-#   PEER=0 skips Kamailio; REG_RATES / REG_STEP_S etc. pass through to run_all.sh.
+#   PEER=0 skips Kamailio, SELF=0 skips Dialtone; REG_RATES / REG_STEP_S etc. pass through to run_all.sh.
 # Needs: sipp, python3, sqlite3; for the peer: kamailio + kamailio-sqlite-modules (apt).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -13,7 +13,7 @@ OUT=${OUT:-$ROOT/benches/results/$STAMP}
 mkdir -p "$OUT"
 KIT=$(mktemp -d)
 cp -r "$SHARED/bench/." "$KIT/"          # the kit writes users.csv/results beside itself
-mkdir -p "$KIT/db"
+mkdir -p "$KIT/db" "$KIT/logs"
 PID=""
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$KIT"; }
 trap cleanup EXIT
@@ -26,6 +26,7 @@ if [ "${PEER:-1}" = 1 ] && command -v kamailio >/dev/null; then
   OUT="$OUT/kamailio" "$KIT/run_all.sh" $PHASES || true
 fi
 
+if [ "${SELF:-1}" = 1 ]; then
 echo "== Dialtone"
 PORT=${DIALTONE_PORT:-5062}
 {
@@ -48,6 +49,7 @@ kill -0 "$PID" || { cat "$OUT/dialtone.log"; exit 1; }
 SUT=external SUT_PORT=$PORT SUT_PIDS="$PID" OUT="$OUT/dialtone" "$KIT/run_all.sh" $PHASES || true
 echo "RSS after the run (KiB): $(awk '/VmRSS/{print $2}' /proc/$PID/status)" | tee "$OUT/dialtone_rss.txt"
 kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+fi
 
 for s in kamailio dialtone; do
   [ -f "$OUT/$s/results.jsonl" ] || continue

@@ -15,6 +15,8 @@ use dialtone::runtime::Server;
 pub struct TestServer {
     pub server: Option<Server>,
     pub dir: tempfile::TempDir,
+    /// The YAML the server was started with.
+    pub yaml: String,
 }
 
 impl TestServer {
@@ -88,9 +90,11 @@ extensions:
         self.dir
     }
 
-    #[allow(dead_code)]
-    pub fn db_path(&self) -> PathBuf {
-        self.dir.path().join("dialtone.db")
+    /// Write the server's config to a file (for the CLI, which reads the same store).
+    pub fn write_config(&self) -> PathBuf {
+        let p = self.dir.path().join("config.yml");
+        std::fs::write(&p, &self.yaml).expect("write config");
+        p
     }
 }
 
