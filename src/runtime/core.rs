@@ -12,7 +12,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, error, warn};
 
-use super::sip_io::{self, TcpSettings};
+use super::sip_io::{self, ConnWriter, TcpSettings, WriteError};
 use crate::pbx::Pbx;
 use crate::pbx::engine::{Command, ContactView, Output, PbxEvent, PersistOp, Stats};
 use crate::store::BindingOp;
@@ -29,7 +29,7 @@ pub enum CoreMsg {
     ConnOpened {
         id: ConnId,
         addr: SocketAddr,
-        writer: mpsc::Sender<Bytes>,
+        writer: ConnWriter,
     },
     ConnClosed {
         id: ConnId,
@@ -131,7 +131,7 @@ const UDP_BATCH: usize = 64;
 impl Core {
     /// Run until a `Shutdown` message arrives or every handle is gone.
     pub async fn run(mut self) {
-        let mut conns: HashMap<ConnId, mpsc::Sender<Bytes>> = HashMap::new();
+        let mut conns: HashMap<ConnId, ConnWriter> = HashMap::new();
         // Outgoing stream connections being set up: bytes wait here until connected.
         let mut pending_connect: HashMap<SocketAddr, Vec<Bytes>> = HashMap::new();
         let mut buf = vec![0u8; 65_536];
@@ -192,7 +192,7 @@ impl Core {
     fn on_msg(
         &mut self,
         msg: CoreMsg,
-        conns: &mut HashMap<ConnId, mpsc::Sender<Bytes>>,
+        conns: &mut HashMap<ConnId, ConnWriter>,
         pending: &mut HashMap<SocketAddr, Vec<Bytes>>,
     ) -> bool {
         let now = Instant::now();
@@ -201,7 +201,7 @@ impl Core {
             CoreMsg::ConnOpened { id, addr, writer } => {
                 if let Some(queued) = pending.remove(&addr) {
                     for b in queued {
-                        let _ = writer.try_send(b);
+                        let _ = writer.send(b);
                     }
                 }
                 conns.insert(id, writer);
@@ -229,7 +229,7 @@ impl Core {
 
     async fn flush(
         &mut self,
-        conns: &mut HashMap<ConnId, mpsc::Sender<Bytes>>,
+        conns: &mut HashMap<ConnId, ConnWriter>,
         pending: &mut HashMap<SocketAddr, Vec<Bytes>>,
         outbox: &mut Vec<(Peer, Bytes)>,
     ) {
@@ -267,18 +267,25 @@ impl Core {
         &self,
         to: Peer,
         bytes: Bytes,
-        conns: &mut HashMap<ConnId, mpsc::Sender<Bytes>>,
+        conns: &mut HashMap<ConnId, ConnWriter>,
         pending: &mut HashMap<SocketAddr, Vec<Bytes>>,
     ) {
-        if let Some(w) = to.conn.and_then(|c| conns.get(&c)) {
-            match w.try_send(bytes) {
+        if let Some(c) = to.conn
+            && let Some(w) = conns.get(&c)
+        {
+            match w.send(bytes) {
                 Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    warn!(peer = %to, "TCP connection backlog full, message dropped");
+                Err((WriteError::Stalled, _)) => {
+                    // The peer stopped reading: drop the connection (its tasks end when the
+                    // writer handle goes), as Asterisk and Kamailio do with stuck TCP peers.
+                    warn!(peer = %to, "TCP peer does not read; closing the connection");
+                    if let Some(w) = conns.remove(&c) {
+                        w.close();
+                    }
                     return;
                 }
-                Err(mpsc::error::TrySendError::Closed(b)) => {
-                    // fall through to reconnect with the bytes
+                Err((WriteError::Closed, b)) => {
+                    conns.remove(&c);
                     return self.reconnect(to.addr, b, pending);
                 }
             }

@@ -4,7 +4,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -63,6 +63,46 @@ pub struct TcpSettings {
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
+/// Bytes a stream connection may have queued for writing before it counts as stalled and is
+/// closed (a slow reader must not grow the core's memory without bound).
+pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
+
+/// The core's handle on one connection's writer task. Sending never blocks the core.
+#[derive(Debug, Clone)]
+pub struct ConnWriter {
+    tx: mpsc::UnboundedSender<Bytes>,
+    queued: Arc<AtomicUsize>,
+    close: Arc<tokio::sync::Notify>,
+}
+
+/// Why a write was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteError {
+    /// The connection is gone.
+    Closed,
+    /// The peer does not read: more than [`MAX_QUEUED_BYTES`] wait.
+    Stalled,
+}
+
+impl ConnWriter {
+    /// Ask the connection's tasks to end (the reader reports `ConnClosed`).
+    pub fn close(&self) {
+        self.close.notify_one();
+    }
+
+    pub fn send(&self, bytes: Bytes) -> Result<(), (WriteError, Bytes)> {
+        let len = bytes.len();
+        if self.queued.load(Ordering::Relaxed) + len > MAX_QUEUED_BYTES {
+            return Err((WriteError::Stalled, bytes));
+        }
+        self.queued.fetch_add(len, Ordering::Relaxed);
+        self.tx.send(bytes).map_err(|e| {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            (WriteError::Closed, e.0)
+        })
+    }
+}
+
 /// Accept TCP connections until the core goes away.
 pub async fn accept_loop(
     listener: TcpListener,
@@ -108,24 +148,32 @@ fn spawn_connection(
 ) -> ConnId {
     let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let (mut rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Bytes>(256);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+    let writer = ConnWriter { tx, queued: Arc::new(AtomicUsize::new(0)), close: Arc::new(tokio::sync::Notify::new()) };
+    let close = writer.close.clone();
+    let queued = writer.queued.clone();
     let peer = Peer::tcp(addr, id);
     // Register before reading so responses can find the writer.
-    if core
-        .try_send(CoreMsg::ConnOpened {
-            id,
-            addr,
-            writer: tx.clone(),
-        })
-        .is_err()
-    {
+    if core.try_send(CoreMsg::ConnOpened { id, addr, writer: writer.clone() }).is_err() {
         return id;
     }
     let core_r = core.clone();
     tokio::spawn(async move {
-        // Writer: everything for this connection, in order.
-        while let Some(bytes) = rx.recv().await {
-            if let Err(e) = wr.write_all(&bytes).await {
+        // Writer: everything for this connection, in order, coalesced into few syscalls.
+        let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+        while let Some(first) = rx.recv().await {
+            buf.clear();
+            buf.extend_from_slice(&first);
+            while buf.len() < 256 * 1024 {
+                match rx.try_recv() {
+                    Ok(more) => buf.extend_from_slice(&more),
+                    Err(_) => break,
+                }
+            }
+            let n = buf.len();
+            let r = wr.write_all(&buf).await;
+            queued.fetch_sub(n, Ordering::Relaxed);
+            if let Err(e) = r {
                 debug!(%addr, error = %e, "TCP write failed");
                 break;
             }
@@ -136,11 +184,14 @@ fn spawn_connection(
         let mut framer = StreamFramer::new(settings.max_message);
         let mut buf = vec![0u8; 16 * 1024];
         let reason = loop {
-            let n = match tokio::time::timeout(settings.idle_timeout, rd.read(&mut buf)).await {
-                Err(_) => break "idle timeout",
-                Ok(Err(_)) => break "read error",
-                Ok(Ok(0)) => break "closed by peer",
-                Ok(Ok(n)) => n,
+            let n = tokio::select! {
+                r = tokio::time::timeout(settings.idle_timeout, rd.read(&mut buf)) => match r {
+                    Err(_) => break "idle timeout",
+                    Ok(Err(_)) => break "read error",
+                    Ok(Ok(0)) => break "closed by peer",
+                    Ok(Ok(n)) => n,
+                },
+                () = close.notified() => break "closed by the core",
             };
             framer.push(&buf[..n]);
             let mut fatal = None;
@@ -167,7 +218,7 @@ fn spawn_connection(
             // RFC 5626 keep-alive: answer each CRLFCRLF ping with a CRLF pong.
             let pings = framer.take_pings();
             for _ in 0..pings {
-                let _ = tx.try_send(Bytes::from_static(b"\r\n"));
+                let _ = writer.send(Bytes::from_static(b"\r\n"));
             }
             if let Some(r) = fatal {
                 break r;
