@@ -14,6 +14,7 @@ use dialtone::store::Store;
 
 /// mimalloc: the message path allocates many small strings; glibc malloc cost ~15 % of a
 /// REGISTER storm's CPU in profiles.
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -18,7 +18,7 @@ PID=""
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$KIT"; }
 trap cleanup EXIT
 
-(cd "$ROOT" && cargo build --release --quiet --bin dialtone)
+[ "${SELF:-1}" = 1 ] && (cd "$ROOT" && cargo build --release --quiet --bin dialtone)
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/dialtone
 
 if [ "${PEER:-1}" = 1 ] && command -v kamailio >/dev/null; then

@@ -895,7 +895,11 @@ impl Pbx {
         if sent_to != target {
             text = render(self, sent_to);
         }
-        (TxKey::client(branch, TxMethod::Options), Bytes::from(text), sent_to)
+        (
+            TxKey::client(branch, TxMethod::Options),
+            Bytes::from(text),
+            sent_to,
+        )
     }
 
     // ----------------------------------------------------------------- plumbing
@@ -1073,7 +1077,11 @@ fn target_local_guess(target: SocketAddr) -> IpAddr {
 pub(crate) fn request_transport(target: Peer, len: usize, tcp_enabled: bool) -> Peer {
     const UDP_REQUEST_LIMIT: usize = 1300;
     if target.proto == Proto::Udp && len > UDP_REQUEST_LIMIT && tcp_enabled {
-        Peer { addr: target.addr, proto: Proto::Tcp, conn: None }
+        Peer {
+            addr: target.addr,
+            proto: Proto::Tcp,
+            conn: None,
+        }
     } else {
         target
     }

@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::Pbx;
 use super::directory::Extension;
 use super::engine::{Command, Output, PbxConfig, PbxEvent, PersistOp};
 use super::peer::Peer;
 use super::registrar::{QualifyStatus, RegistrarConfig};
-use super::Pbx;
 use crate::sip::auth::{Algorithm, expected_response, ha1};
 use crate::sip::transaction::TimerConfig;
 use crate::sip::{HeaderName, Message, Response, parse_datagram};
@@ -44,8 +44,17 @@ impl Harness {
         let mut pbx = Pbx::new(config(), (now, 1_800_000_000_000));
         let mut e = Extension::new("1001", "Alice", "secret1001");
         e.qualify_frequency = 30;
-        pbx.handle_command(now, Command::LoadDirectory(vec![e, Extension::new("1002", "Bob", "secret1002")]));
-        let mut h = Harness { pbx, now, sent: Vec::new(), persisted: Vec::new(), events: Vec::new() };
+        pbx.handle_command(
+            now,
+            Command::LoadDirectory(vec![e, Extension::new("1002", "Bob", "secret1002")]),
+        );
+        let mut h = Harness {
+            pbx,
+            now,
+            sent: Vec::new(),
+            persisted: Vec::new(),
+            events: Vec::new(),
+        };
         h.drain();
         h
     }
@@ -119,7 +128,10 @@ fn register(user: &str, branch: &str, cseq: u32, expires: u32, auth: Option<&str
 }
 
 fn nonce_of(r: &Response) -> String {
-    let v = r.headers.get(&HeaderName::WwwAuthenticate).expect("challenge");
+    let v = r
+        .headers
+        .get(&HeaderName::WwwAuthenticate)
+        .expect("challenge");
     let start = v.find("nonce=\"").unwrap() + 7;
     v[start..start + v[start..].find('"').unwrap()].to_string()
 }
@@ -127,7 +139,17 @@ fn nonce_of(r: &Response) -> String {
 fn authorization(user: &str, password: &str, nonce: &str, nc: u32) -> String {
     let h1 = ha1(Algorithm::Md5, user, "test", password);
     let nc = format!("{nc:08x}");
-    let resp = expected_response(Algorithm::Md5, &h1, nonce, Some(&nc), Some("c0ffee"), Some("auth"), "REGISTER", "sip:test", None);
+    let resp = expected_response(
+        Algorithm::Md5,
+        &h1,
+        nonce,
+        Some(&nc),
+        Some("c0ffee"),
+        Some("auth"),
+        "REGISTER",
+        "sip:test",
+        None,
+    );
     format!(
         "Digest username=\"{user}\", realm=\"test\", nonce=\"{nonce}\", uri=\"sip:test\", response=\"{resp}\", algorithm=MD5, qop=auth, nc={nc}, cnonce=\"c0ffee\""
     )
@@ -149,10 +171,19 @@ fn register_with_digest_persists_and_reports() {
     let r = do_register(&mut h, "1001", "secret1001", 600);
     assert_eq!(r.status, 200);
     let contact = r.headers.get(&HeaderName::Contact).unwrap();
-    assert!(contact.contains("sip:1001@192.0.2.50:5062") && contact.contains("expires=600"), "{contact}");
+    assert!(
+        contact.contains("sip:1001@192.0.2.50:5062") && contact.contains("expires=600"),
+        "{contact}"
+    );
     assert!(r.to().unwrap().tag().is_some());
-    assert!(matches!(&h.persisted[..], [PersistOp::Upsert(rec)] if rec.aor == "1001" && rec.source == "192.0.2.50:5062"));
-    assert!(h.events.iter().any(|e| matches!(e, PbxEvent::Registered { aor, .. } if aor == "1001")));
+    assert!(
+        matches!(&h.persisted[..], [PersistOp::Upsert(rec)] if rec.aor == "1001" && rec.source == "192.0.2.50:5062")
+    );
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, PbxEvent::Registered { aor, .. } if aor == "1001"))
+    );
     assert_eq!(h.pbx.stats().bindings, 1);
 }
 
@@ -171,7 +202,13 @@ fn retransmitted_authenticated_register_is_absorbed() {
     let mut h = Harness::new();
     h.input(phone(), &register("1001", "a1", 1, 600, None));
     let nonce = nonce_of(&h.take_responses().pop().unwrap().1);
-    let req = register("1001", "a2", 2, 600, Some(&authorization("1001", "secret1001", &nonce, 1)));
+    let req = register(
+        "1001",
+        "a2",
+        2,
+        600,
+        Some(&authorization("1001", "secret1001", &nonce, 1)),
+    );
     h.input(phone(), &req);
     let first = h.take_responses().pop().unwrap().1;
     assert_eq!(first.status, 200);
@@ -202,10 +239,16 @@ fn wrong_password_then_ban() {
 }
 
 fn do_register_branch(h: &mut Harness, user: &str, password: &str, i: u32) -> Option<Response> {
-    h.input(phone(), &register(user, &format!("b{i}x"), i * 2 + 1, 600, None));
+    h.input(
+        phone(),
+        &register(user, &format!("b{i}x"), i * 2 + 1, 600, None),
+    );
     let r = h.take_responses().pop()?;
     let auth = authorization(user, password, &nonce_of(&r.1), 1);
-    h.input(phone(), &register(user, &format!("b{i}y"), i * 2 + 2, 600, Some(&auth)));
+    h.input(
+        phone(),
+        &register(user, &format!("b{i}y"), i * 2 + 2, 600, Some(&auth)),
+    );
     h.take_responses().pop().map(|r| r.1)
 }
 
@@ -218,10 +261,23 @@ fn disabled_extension_cannot_register_and_loses_bindings() {
     h.pbx.handle_command(h.now, Command::UpsertExtension(e));
     h.drain();
     assert_eq!(h.pbx.stats().bindings, 0);
-    assert!(h.persisted.iter().any(|p| matches!(p, PersistOp::Delete { aor, .. } if aor == "1002")));
+    assert!(
+        h.persisted
+            .iter()
+            .any(|p| matches!(p, PersistOp::Delete { aor, .. } if aor == "1002"))
+    );
     h.input(phone(), &register("1002", "d1", 5, 600, None));
     let nonce = nonce_of(&h.take_responses().pop().unwrap().1);
-    h.input(phone(), &register("1002", "d2", 6, 600, Some(&authorization("1002", "secret1002", &nonce, 1))));
+    h.input(
+        phone(),
+        &register(
+            "1002",
+            "d2",
+            6,
+            600,
+            Some(&authorization("1002", "secret1002", &nonce, 1)),
+        ),
+    );
     assert_eq!(h.take_responses().pop().unwrap().1.status, 403);
 }
 
@@ -232,10 +288,24 @@ fn stale_nonce_gets_stale_challenge() {
     let nonce = nonce_of(&h.take_responses().pop().unwrap().1);
     h.advance(Duration::from_secs(301));
     h.sent.clear();
-    h.input(phone(), &register("1001", "s2", 2, 600, Some(&authorization("1001", "secret1001", &nonce, 1))));
+    h.input(
+        phone(),
+        &register(
+            "1001",
+            "s2",
+            2,
+            600,
+            Some(&authorization("1001", "secret1001", &nonce, 1)),
+        ),
+    );
     let r = h.take_responses().pop().unwrap().1;
     assert_eq!(r.status, 401);
-    assert!(r.headers.get(&HeaderName::WwwAuthenticate).unwrap().contains("stale=true"));
+    assert!(
+        r.headers
+            .get(&HeaderName::WwwAuthenticate)
+            .unwrap()
+            .contains("stale=true")
+    );
 }
 
 #[test]
@@ -257,15 +327,31 @@ fn qualify_reachable_then_unreachable() {
     let c = h.pbx.contacts(h.now, Some("1001"));
     assert_eq!(c[0].qualify, QualifyStatus::Reachable);
     assert!(c[0].rtt.unwrap() >= Duration::from_millis(20));
-    assert!(h.events.iter().any(|e| matches!(e, PbxEvent::ContactStatus { status: QualifyStatus::Reachable, .. })));
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        PbxEvent::ContactStatus {
+            status: QualifyStatus::Reachable,
+            ..
+        }
+    )));
     // Next probe after qualify_frequency (30 s); no answer → Timer F (32 s) → Unreachable.
     h.sent.clear();
     h.advance(Duration::from_secs(31));
-    assert!(h.take_requests().iter().any(|(_, r)| r.method.as_str() == "OPTIONS"));
+    assert!(
+        h.take_requests()
+            .iter()
+            .any(|(_, r)| r.method.as_str() == "OPTIONS")
+    );
     h.advance(Duration::from_secs(33));
     let c = h.pbx.contacts(h.now, Some("1001"));
     assert_eq!(c[0].qualify, QualifyStatus::Unreachable);
-    assert!(h.events.iter().any(|e| matches!(e, PbxEvent::ContactStatus { status: QualifyStatus::Unreachable, .. })));
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        PbxEvent::ContactStatus {
+            status: QualifyStatus::Unreachable,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -278,7 +364,11 @@ fn options_answered_and_malformed_gets_400() {
     );
     let r = h.take_responses().pop().unwrap().1;
     assert_eq!(r.status, 200);
-    assert!(r.headers.get_all(&HeaderName::Allow).any(|v| v == "REGISTER"));
+    assert!(
+        r.headers
+            .get_all(&HeaderName::Allow)
+            .any(|v| v == "REGISTER")
+    );
     assert_eq!(r.headers.get(&HeaderName::Accept), Some("application/sdp"));
     // CSeq method mismatch → 400
     h.input(
@@ -299,7 +389,11 @@ fn binding_expiry_persists_delete() {
     h.persisted.clear();
     h.advance(Duration::from_secs(61));
     assert_eq!(h.pbx.stats().bindings, 0);
-    assert!(h.persisted.iter().any(|p| matches!(p, PersistOp::Delete { aor, .. } if aor == "1001")));
+    assert!(
+        h.persisted
+            .iter()
+            .any(|p| matches!(p, PersistOp::Delete { aor, .. } if aor == "1001"))
+    );
 }
 
 #[test]

@@ -353,7 +353,12 @@ impl Registrar {
             }
             let expires_at = now + Duration::from_secs(u64::from(exp));
             let expires_unix = unix_now + i64::from(exp);
-            let list = self.bindings.entry(req.aor.to_string()).or_default();
+            // Exact capacities: most AORs hold one binding, and Vec's amortised growth would
+            // reserve four (≈1 KiB) per AOR.
+            let list = self
+                .bindings
+                .entry(req.aor.to_string())
+                .or_insert_with(|| Vec::with_capacity(1));
             let (pos, new, persist) = match list.iter_mut().position(|b| b.same_identity(c)) {
                 Some(pos) => {
                     let b = &mut list[pos];
@@ -387,6 +392,7 @@ impl Registrar {
                 None => {
                     let id = self.next_id;
                     self.next_id += 1;
+                    list.reserve_exact(1);
                     list.push(Binding {
                         id,
                         aor: req.aor.to_string(),
@@ -592,25 +598,27 @@ impl Registrar {
             self.next_id += 1;
             self.index.insert(id, r.aor.clone());
             self.expiry.push(Reverse((expires_at, id)));
-            self.bindings
+            let list = self
+                .bindings
                 .entry(r.aor.clone())
-                .or_default()
-                .push(Binding {
-                    id,
-                    aor: r.aor,
-                    contact: r.contact,
-                    instance: r.instance,
-                    q: None,
-                    call_id: r.call_id,
-                    cseq: r.cseq,
-                    expires_at,
-                    source,
-                    user_agent: r.user_agent,
-                    registered_at: r.registered_at,
-                    qualify: QualifyStatus::Unknown,
-                    rtt: None,
-                    persisted_expires_at: r.expires_at,
-                });
+                .or_insert_with(|| Vec::with_capacity(1));
+            list.reserve_exact(1);
+            list.push(Binding {
+                id,
+                aor: r.aor,
+                contact: r.contact,
+                instance: r.instance,
+                q: None,
+                call_id: r.call_id,
+                cseq: r.cseq,
+                expires_at,
+                source,
+                user_agent: r.user_agent,
+                registered_at: r.registered_at,
+                qualify: QualifyStatus::Unknown,
+                rtt: None,
+                persisted_expires_at: r.expires_at,
+            });
         }
     }
 
@@ -802,10 +810,27 @@ mod tests {
     fn new_call_id_alone_is_not_persisted() {
         let now = t0();
         let mut r = reg(now);
-        r.handle_register(now, &req("1001", "c1", 1, vec![contact("sip:a@h", None)], Some(600)), ONE).unwrap();
+        r.handle_register(
+            now,
+            &req("1001", "c1", 1, vec![contact("sip:a@h", None)], Some(600)),
+            ONE,
+        )
+        .unwrap();
         while r.poll_event().is_some() {}
-        r.handle_register(now + Duration::from_secs(1), &req("1001", "c2", 1, vec![contact("sip:a@h", None)], Some(600)), ONE).unwrap();
-        assert!(matches!(r.poll_event(), Some(RegistrarEvent::Bound { persist: false, new: false, .. })));
+        r.handle_register(
+            now + Duration::from_secs(1),
+            &req("1001", "c2", 1, vec![contact("sip:a@h", None)], Some(600)),
+            ONE,
+        )
+        .unwrap();
+        assert!(matches!(
+            r.poll_event(),
+            Some(RegistrarEvent::Bound {
+                persist: false,
+                new: false,
+                ..
+            })
+        ));
         assert_eq!(r.bindings_of("1001")[0].call_id, "c2");
     }
 

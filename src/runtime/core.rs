@@ -15,8 +15,8 @@ use tracing::{debug, error, warn};
 use super::sip_io::{self, ConnWriter, TcpSettings, WriteError};
 use crate::pbx::Pbx;
 use crate::pbx::engine::{Command, ContactView, Output, PbxEvent, PersistOp, Stats};
-use crate::store::BindingOp;
 use crate::pbx::peer::{ConnId, Peer, Proto};
+use crate::store::BindingOp;
 
 /// Messages into the core task.
 #[derive(Debug)]

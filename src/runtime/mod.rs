@@ -195,7 +195,10 @@ impl Server {
         std::thread::Builder::new()
             .name("dialtone-core".into())
             .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
                     Ok(rt) => rt,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -225,10 +228,18 @@ impl Server {
                 });
                 let _ = done_tx.send(());
             })
-            .map_err(|source| RuntimeError::BindUdp { addr: sip_bind, source })?;
+            .map_err(|source| RuntimeError::BindUdp {
+                addr: sip_bind,
+                source,
+            })?;
         match ready_rx.await {
             Ok(Ok(())) => {}
-            Ok(Err(source)) => return Err(RuntimeError::BindUdp { addr: sip_bind, source }),
+            Ok(Err(source)) => {
+                return Err(RuntimeError::BindUdp {
+                    addr: sip_bind,
+                    source,
+                });
+            }
             Err(_) => {
                 return Err(RuntimeError::BindUdp {
                     addr: sip_bind,

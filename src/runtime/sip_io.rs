@@ -149,12 +149,23 @@ fn spawn_connection(
     let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
-    let writer = ConnWriter { tx, queued: Arc::new(AtomicUsize::new(0)), close: Arc::new(tokio::sync::Notify::new()) };
+    let writer = ConnWriter {
+        tx,
+        queued: Arc::new(AtomicUsize::new(0)),
+        close: Arc::new(tokio::sync::Notify::new()),
+    };
     let close = writer.close.clone();
     let queued = writer.queued.clone();
     let peer = Peer::tcp(addr, id);
     // Register before reading so responses can find the writer.
-    if core.try_send(CoreMsg::ConnOpened { id, addr, writer: writer.clone() }).is_err() {
+    if core
+        .try_send(CoreMsg::ConnOpened {
+            id,
+            addr,
+            writer: writer.clone(),
+        })
+        .is_err()
+    {
         return id;
     }
     let core_r = core.clone();

@@ -13,7 +13,11 @@ fn cli(cfg: &std::path::Path, args: &[&str]) -> (bool, String) {
         .args(args)
         .output()
         .expect("run dialtone");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -22,34 +26,72 @@ async fn cli_changes_reach_the_running_server() {
     let srv = TestServer::start("").await;
     let cfg = srv.write_config();
     let (ok, text) = cli(&cfg, &["extension", "list"]);
-    assert!(ok && text.contains("1001") && text.contains("Alice"), "{text}");
+    assert!(
+        ok && text.contains("1001") && text.contains("Alice"),
+        "{text}"
+    );
     assert!(!text.contains("secret1001"), "secret printed: {text}");
 
-    let (ok, text) = cli(&cfg, &["extension", "create", "2500", "--name", "Cli", "--secret", "cli-secret-1"]);
+    let (ok, text) = cli(
+        &cfg,
+        &[
+            "extension",
+            "create",
+            "2500",
+            "--name",
+            "Cli",
+            "--secret",
+            "cli-secret-1",
+        ],
+    );
     assert!(ok, "{text}");
     let api = srv.api();
     assert!(
-        eventually(10, || async move { http(api, "GET", "/api/extensions/2500", Some(TOKEN), None).await.0 == 200 }).await,
+        eventually(10, || async move {
+            http(api, "GET", "/api/extensions/2500", Some(TOKEN), None)
+                .await
+                .0
+                == 200
+        })
+        .await,
         "server did not pick up the new extension"
     );
     let mut p = Phone::udp(srv.udp(), "2500").await;
-    assert_eq!(p.register("2500", "cli-secret-1", Some(600)).await.status, 200);
+    assert_eq!(
+        p.register("2500", "cli-secret-1", Some(600)).await.status,
+        200
+    );
 
     // Bad input is refused with the field named, and changes nothing.
-    let (ok, text) = cli(&cfg, &["extension", "create", "25x", "--secret", "cli-secret-1"]);
+    let (ok, text) = cli(
+        &cfg,
+        &["extension", "create", "25x", "--secret", "cli-secret-1"],
+    );
     assert!(!ok && text.contains("number"), "{text}");
     let (ok, text) = cli(&cfg, &["extension", "create", "2501", "--secret", "short"]);
     assert!(!ok && text.contains("secret"), "{text}");
-    let (ok, text) = cli(&cfg, &["extension", "create", "2500", "--secret", "cli-secret-2"]);
+    let (ok, text) = cli(
+        &cfg,
+        &["extension", "create", "2500", "--secret", "cli-secret-2"],
+    );
     assert!(!ok, "duplicate accepted: {text}");
 
     let (ok, text) = cli(&cfg, &["extension", "delete", "2500"]);
     assert!(ok, "{text}");
     assert!(
-        eventually(10, || async move { http(api, "GET", "/api/extensions/2500", Some(TOKEN), None).await.0 == 404 }).await,
+        eventually(10, || async move {
+            http(api, "GET", "/api/extensions/2500", Some(TOKEN), None)
+                .await
+                .0
+                == 404
+        })
+        .await,
         "server did not drop the deleted extension"
     );
     let (_, st) = http(api, "GET", "/api/status", None, None).await;
-    assert_eq!(st["registered_extensions"], 0, "binding of a deleted extension survived");
+    assert_eq!(
+        st["registered_extensions"], 0,
+        "binding of a deleted extension survived"
+    );
     srv.stop().await;
 }
