@@ -80,14 +80,51 @@ fn load_config(path: Option<&Path>) -> Result<(Config, Vec<String>, String)> {
     }
 }
 
-fn init_tracing(level: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(format!("{level},sqlx=warn,hyper=warn,tower_http=warn"))
+fn init_tracing(cfg: &config::schema::LoggingConfig) -> Result<()> {
+    use tracing_subscriber::prelude::*;
+    let filter = || {
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            EnvFilter::new(format!(
+                "{},sqlx=warn,hyper=warn,tower_http=warn",
+                cfg.level
+            ))
+        })
+    };
+    let console = cfg.console.then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .with_writer(std::io::stderr)
+            .with_filter(filter())
     });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
+    let file = match &cfg.file {
+        Some(path) => {
+            if let Some(dir) = Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("logging.file: cannot create {}", dir.display()))?;
+            }
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("logging.file: cannot open {path}"))?;
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_target(false)
+                    .with_ansi(false)
+                    .with_writer(std::sync::Mutex::new(f))
+                    .with_filter(filter()),
+            )
+        }
+        None => None,
+    };
+    tracing_subscriber::registry()
+        .with(console)
+        .with(file)
         .init();
+    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -99,7 +136,7 @@ fn main() -> Result<()> {
         .context("tokio runtime")?;
     match cli.command.unwrap_or(Cmd::Serve) {
         Cmd::Serve => {
-            init_tracing(&cfg.logging.level);
+            init_tracing(&cfg.logging)?;
             info!(config = %origin, "starting Dialtone {}", env!("CARGO_PKG_VERSION"));
             for w in &warnings {
                 warn!("{origin}: {w}");

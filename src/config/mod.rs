@@ -10,7 +10,7 @@
 //! `extensions_seed_mode` ([`SeedMode`]); the default inserts missing numbers and never changes
 //! an extension that is already stored, so edits made through the API survive a restart.
 
-mod schema;
+pub mod schema;
 mod validate;
 
 use std::fmt;
