@@ -143,14 +143,10 @@ pub fn api_config(cfg: &Config) -> ApiConfig {
 
 /// Follow extension changes made by another process (the `dialtone extension` CLI writes the
 /// same store): poll the store's directory version once a second and reload when it moves.
-pub async fn watch_directory(store: Store, core: CoreHandle) {
-    let mut last = match store.directory_version().await {
-        Ok(v) => v,
-        Err(e) => {
-            warn!(error = %e, "cannot read the directory version; external changes need a restart");
-            return;
-        }
-    };
+/// `loaded_version` is the version read *before* the directory the core holds was listed, so a
+/// change made in between is not missed.
+pub async fn watch_directory(store: Store, core: CoreHandle, loaded_version: i64) {
+    let mut last = loaded_version;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {

@@ -107,6 +107,8 @@ impl Server {
                 "extensions[] from config.yml"
             );
         }
+        // Read the directory version first: a change after this point is seen by the watcher.
+        let directory_version = store.directory_version().await?;
         let extensions = store.list_extensions().await?;
         let bindings = store.load_bindings().await?;
 
@@ -252,7 +254,11 @@ impl Server {
         }
 
         // Directory changes made by other processes (the `dialtone extension` CLI).
-        let watcher_task = tokio::spawn(backend::watch_directory(store.clone(), handle.clone()));
+        let watcher_task = tokio::spawn(backend::watch_directory(
+            store.clone(),
+            handle.clone(),
+            directory_version,
+        ));
 
         // REST API.
         let (api_addr, api_stop, api_task) = {

@@ -58,6 +58,7 @@ extensions:
         TestServer {
             server: Some(server),
             dir,
+            yaml,
         }
     }
 
