@@ -390,8 +390,12 @@ fn is_ice(a: &Attribute) -> bool {
 ///   whose SDP changed, see [`SessionDescription::content_eq`]);
 /// - session-level `c=` is `IN IP4|IP6 <relay_ip>`; media-level `c=` lines are removed;
 /// - every m= line that is not disabled (port 0) gets `ports[i]` (the relay's RTP port for
-///   that line, RTCP on `port + 1` unless `a=rtcp-mux`), without `/<number of ports>`;
-/// - `a=rtcp:` becomes `<rtcp port> IN IP4|IP6 <relay_ip>` (RFC 3605);
+///   that line; the relay's RTCP port is `port + 1`), without `/<number of ports>`;
+/// - `a=rtcp:` becomes `<rtcp port> IN IP4|IP6 <relay_ip>` (RFC 3605). The RTCP port is
+///   `port + 1`, except with `a=rtcp-mux` when the original `a=rtcp` named the RTP port
+///   itself (an answer accepting multiplexing): then it is `port`. With `a=rtcp-mux` in an
+///   offer, `a=rtcp` names the fallback port used if the answerer declines multiplexing
+///   (RFC 5761 §5.1.3), which is the relay's `port + 1`;
 /// - ICE (`a=ice-*`, `a=candidate`, `a=remote-candidates`, `a=end-of-candidates`) is
 ///   removed: Dialtone is not an ICE agent, the relay latches on the source instead;
 /// - a missing `t=` becomes `t=0 0`; everything else (ptime, rtpmap, fmtp, direction for
@@ -429,9 +433,10 @@ pub fn rewrite_for_relay(
         if m.port == 0 {
             continue;
         }
+        let muxed_on_rtp_port = m.rtcp_mux() && m.rtcp() == Some(m.port);
         m.port = port;
         m.port_count = None;
-        let rtcp_port = if m.rtcp_mux() {
+        let rtcp_port = if muxed_on_rtp_port {
             Some(port)
         } else {
             port.checked_add(1)
@@ -868,7 +873,8 @@ mod tests {
         assert!(text.contains("o=- 7 7 IN IP6 2001:db8::7\r\n"));
         assert!(text.contains("\r\nc=IN IP6 2001:db8::7\r\nt=0 0\r\n"));
         assert!(text.contains("m=audio 40000 RTP/AVP 96 0 101 99 100\r\n"));
-        assert!(text.contains("a=rtcp-mux\r\na=rtcp:40000 IN IP6 2001:db8::7\r\n"));
+        // Linphone's a=rtcp:7079 next to rtcp-mux is the non-mux fallback → relay port + 1
+        assert!(text.contains("a=rtcp-mux\r\na=rtcp:40001 IN IP6 2001:db8::7\r\n"));
         assert!(text.contains("m=video 40002 RTP/AVP 96 98\r\n"));
         assert!(text.contains("a=rtcp-xr:"), "unknown attributes kept");
         assert_eq!(parse(&text), out);
@@ -893,6 +899,15 @@ mod tests {
         assert_eq!(out.media[1].port, 0, "disabled video stays disabled");
         assert!(out.media[1].connection.is_none());
 
+        // an answer accepting rtcp-mux names the RTP port in a=rtcp: it stays muxed
+        let mut s = parse(fixtures::SIPP_UAS);
+        s.media[0].attributes.push(Attribute::flag("rtcp-mux"));
+        s.media[0].attributes.push(Attribute::new("rtcp", "6002"));
+        rewrite_for_relay(&mut s, relay(), &[30000], &mut origin, false).unwrap();
+        assert_eq!(
+            s.media[0].attribute_value("rtcp"),
+            Some("30000 IN IP4 203.0.113.1")
+        );
         // port 65535 without mux: no room for RTCP, a=rtcp removed
         let mut s = parse(fixtures::MICROSIP);
         rewrite_for_relay(&mut s, relay(), &[65535], &mut origin, false).unwrap();
