@@ -332,7 +332,8 @@ fn parse_media(value: &str, line: usize) -> Result<MediaDescription, SdpError> {
         ),
         None => (number::<u16>(port_field).ok_or(bad("bad port"))?, None),
     };
-    let formats: Vec<String> = f.map(str::to_owned).collect();
+    let mut formats: Vec<String> = Vec::with_capacity(8);
+    formats.extend(f.map(str::to_owned));
     if formats.is_empty() && port != 0 {
         return Err(bad("no formats"));
     }
@@ -346,7 +347,8 @@ fn parse_media(value: &str, line: usize) -> Result<MediaDescription, SdpError> {
         connection: None,
         bandwidths: Vec::new(),
         key: None,
-        attributes: Vec::new(),
+        // a typical audio line has 5 to 15 attributes: skip the first regrowths
+        attributes: Vec::with_capacity(16),
         unknown: Vec::new(),
     })
 }
