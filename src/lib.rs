@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod config;
+pub mod media;
 pub mod pbx;
 pub mod runtime;
 pub mod sip;
