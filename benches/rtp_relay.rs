@@ -1,5 +1,7 @@
 //! RTP relay speed.
 //! `cargo bench --bench rtp_relay -- --warm-up-time 1 --measurement-time 3`
+//! Load mode (see `load`): `RTP_RELAY_LOAD_CALLS=2000 RTP_RELAY_LOAD_SECS=10 cargo bench --bench rtp_relay`
+//! (add `RTP_RELAY_LOAD_DIRECT=1` for the no-relay baseline).
 //!
 //! - `handle_packet/*`: the sans-IO per-packet path (latched session, G.711 packet).
 //! - `loopback/*`: one call through a real [`MediaRelay`] on 127.0.0.1: batches of 32 packets
@@ -339,6 +341,13 @@ mod load {
             }
         });
         let rss1 = rss_bytes();
+        // Baseline: phones send to each other directly (same generator, no relay hop), to tell
+        // the relay's added latency from the generator's and the scheduler's.
+        if std::env::var_os("RTP_RELAY_LOAD_DIRECT").is_some() {
+            let (a, b) = (pa.local_addr().unwrap(), pb.local_addr().unwrap());
+            dst.iter_mut().for_each(|d| *d = (b, a));
+            println!("DIRECT baseline: no relay in the path");
+        }
         let base = Instant::now();
         let stop = Arc::new(AtomicBool::new(false));
         let ra = {

@@ -34,8 +34,10 @@ use crate::media::{
 const BATCH: usize = 32;
 /// Receive buffer per datagram; larger datagrams are truncated by the kernel and dropped.
 const MAX_DATAGRAM: usize = 2048;
-/// How often each worker checks media timeouts.
-const TICK: Duration = Duration::from_millis(100);
+/// How often each worker checks media timeouts: a tenth of `rtp_timeout`, within these bounds
+/// (the check walks every session of the worker, so not more often than needed).
+const TICK_MIN: Duration = Duration::from_millis(100);
+const TICK_MAX: Duration = Duration::from_secs(1);
 /// epoll token of the worker's eventfd.
 const WAKE_TOKEN: u64 = u64::MAX;
 const MAX_WORKERS: usize = 256;
@@ -110,7 +112,7 @@ type Job = Box<dyn FnOnce(Option<&mut RelaySession>, Instant) + Send>;
 
 enum Cmd {
     Open {
-        session: RelaySession,
+        session: Box<RelaySession>,
         call_id: Box<str>,
         sockets: [UdpSocket; 4],
         reply: oneshot::Sender<io::Result<()>>,
@@ -133,6 +135,7 @@ struct WorkerLink {
 
 struct Shared {
     cfg: RelayConfig,
+    tick: Duration,
     session_cfg: SessionConfig,
     ports: Mutex<PortAllocator>,
     workers: Vec<WorkerLink>,
@@ -183,6 +186,10 @@ impl MediaRelay {
         }
         let rtp_timeout = (!cfg.rtp_timeout.is_zero()).then_some(cfg.rtp_timeout);
         let shared = Arc::new(Shared {
+            tick: match cfg.rtp_timeout {
+                t if t.is_zero() => TICK_MAX,
+                t => (t / 10).clamp(TICK_MIN, TICK_MAX),
+            },
             session_cfg: SessionConfig {
                 latch_packets: cfg.latch_packets.max(1),
                 latch_window: cfg.latch_window,
@@ -305,7 +312,7 @@ impl RelayHandle {
         let [b_rtp, b_rtcp] = b.1;
         let (reply, rx) = oneshot::channel();
         let cmd = Cmd::Open {
-            session,
+            session: Box::new(session),
             call_id: call_id.into(),
             sockets: [a_rtp, a_rtcp, b_rtp, b_rtcp],
             reply,
@@ -710,7 +717,8 @@ impl Worker {
     fn run(&mut self) {
         // SAFETY: zeroed epoll_event array is valid.
         let mut events: [libc::epoll_event; 256] = unsafe { zeroed() };
-        let mut next_tick = Instant::now() + TICK;
+        let tick = self.shared.tick;
+        let mut next_tick = Instant::now() + tick;
         loop {
             let wait_ms = next_tick
                 .saturating_duration_since(Instant::now())
@@ -758,7 +766,7 @@ impl Worker {
             }
             let now = Instant::now();
             if now >= next_tick {
-                next_tick = now + TICK;
+                next_tick = now + tick;
                 self.timeouts(now);
             }
         }
@@ -863,7 +871,7 @@ impl Worker {
                     sockets,
                     reply,
                 } => {
-                    let _ = reply.send(self.open(session, call_id, sockets));
+                    let _ = reply.send(self.open(*session, call_id, sockets));
                 }
                 Cmd::Run { id, job } => {
                     let s = self
