@@ -301,7 +301,9 @@ impl RelaySession {
     /// The far end of `leg` is replaced (park, transfer): new remote, latching re-opened, and the
     /// stream the other leg receives keeps its SSRC while sequence numbers and timestamps
     /// continue from the last values sent (timestamps advance by the wall time elapsed since
-    /// then, at the other leg's clock rate). Payload-type maps are kept; reset them with
+    /// then, at the other leg's clock rate). The leg's remote addresses, latches, rtcp-mux and
+    /// hold flags are reset (set them again from the new end's SDP); its receive statistics
+    /// continue (the old source's expected/lost are kept). Payload-type maps are kept; reset them with
     /// [`RelaySession::set_pt_map`]/[`RelaySession::clear_pt_map`] if the new end differs.
     pub fn replace_leg(&mut self, leg: Leg, sdp_rtp: Option<SocketAddr>) {
         {

@@ -185,3 +185,39 @@ async fn port_exhaustion_is_an_error() {
     let s3 = h.open_session("c3").await.unwrap();
     assert_ne!(s3.session, s1.session);
 }
+
+#[tokio::test]
+async fn transfer_keeps_the_stream_continuous_and_maps_telephone_events() {
+    let relay = MediaRelay::start(cfg(8)).unwrap();
+    let h = relay.handle();
+    let (pa, pb, pc) = (phone(), phone(), phone());
+    let ports = h.open_session("call-xfer").await.unwrap();
+    let id = ports.session;
+    h.set_remote(id, Leg::A, pa.local_addr().unwrap())
+        .await
+        .unwrap();
+    h.set_remote(id, Leg::B, pb.local_addr().unwrap())
+        .await
+        .unwrap();
+    let rb = local(ports.b.rtp);
+    for seq in 0..3u16 {
+        pb.send_to(&rtp(seq, 0xB), rb).unwrap();
+        assert_eq!(recv(&pa).map(|p| p.0), Some(rtp(seq, 0xB)));
+    }
+    // B is transferred to C, who sends telephone-events with PT 96; A expects 101.
+    h.replace_leg(id, Leg::B, Some(pc.local_addr().unwrap()))
+        .await
+        .unwrap();
+    assert!(h.set_pt_map(id, Leg::B, 96, 101).await.unwrap());
+    let mut p = rtp(5000, 0xC);
+    p[1] = 96;
+    pc.send_to(&p, rb).unwrap();
+    let (got, _) = recv(&pa).unwrap();
+    assert_eq!(got[1], 101);
+    assert_eq!(&got[2..4], &3u16.to_be_bytes(), "sequence continues");
+    assert_eq!(&got[8..12], &0xBu32.to_be_bytes(), "SSRC kept");
+    assert_eq!(&got[12..], &p[12..], "payload untouched");
+    // And A's audio now reaches C.
+    pa.send_to(&rtp(1, 0xA), local(ports.a.rtp)).unwrap();
+    assert_eq!(recv(&pc), Some((rtp(1, 0xA), rb)));
+}
