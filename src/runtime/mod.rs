@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod core;
+pub mod media_io;
 pub mod sip_io;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdp};
