@@ -8,4 +8,6 @@ pub mod registrar;
 pub use engine::Pbx;
 
 #[cfg(test)]
+mod call_tests;
+#[cfg(test)]
 mod engine_tests;
