@@ -61,7 +61,7 @@ pub enum MediaCommand {
     SetRemote {
         call: u64,
         leg: Leg,
-        sdp: SessionDescription,
+        sdp: Box<SessionDescription>,
     },
     /// `leg` put the call on hold (sendonly/inactive) or resumed it.
     SetHold { call: u64, leg: Leg, hold: bool },
@@ -191,22 +191,26 @@ struct Call {
 }
 
 /// What a client transaction of ours belongs to.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum ClientRole {
     Branch {
         call: u64,
         index: usize,
     },
     /// A relayed in-dialog request: the server transaction it answers.
-    Relay {
-        call: u64,
-        from: Leg,
-        server: TxId,
-        request: Request,
-        sent: Request,
-    },
+    Relay(Box<Relay>),
     /// BYE or CANCEL: the answer is not awaited.
     Fire,
+}
+
+/// A relayed in-dialog request awaiting the other leg's answer.
+#[derive(Debug)]
+struct Relay {
+    call: u64,
+    from: Leg,
+    server: TxId,
+    request: Request,
+    sent: Request,
 }
 
 /// Calls state, owned by [`Pbx`].
@@ -513,7 +517,7 @@ impl Pbx {
         self.emit_media(MediaCommand::SetRemote {
             call: id,
             leg: Leg::A,
-            sdp: a_offer,
+            sdp: Box::new(a_offer),
         });
         let body = Bytes::from(b_offer.print());
         let display = self
@@ -700,7 +704,7 @@ impl Pbx {
                     self.emit_media(MediaCommand::SetRemote {
                         call: id,
                         leg: from,
-                        sdp: sdp.clone(),
+                        sdp: Box::new(sdp.clone()),
                     });
                     self.emit_media(MediaCommand::SetHold {
                         call: id,
@@ -754,13 +758,13 @@ impl Pbx {
             Ok(tx) => {
                 self.calls.clients.insert(
                     tx,
-                    ClientRole::Relay {
+                    ClientRole::Relay(Box::new(Relay {
                         call: id,
                         from,
                         server,
                         request: req,
                         sent,
-                    },
+                    })),
                 );
             }
             Err(e) => debug!(error = %e, "relay not sent"),
@@ -880,10 +884,10 @@ impl Pbx {
         disp: ClientDisposition,
         resp: &Response,
     ) -> bool {
-        let Some(role) = self.calls.clients.get(&tx).cloned() else {
+        let Some(role) = self.calls.clients.get(&tx) else {
             return false;
         };
-        match role {
+        match *role {
             ClientRole::Fire => {
                 if resp.status >= 200 {
                     self.calls.clients.remove(&tx);
@@ -892,17 +896,20 @@ impl Pbx {
             ClientRole::Branch { call, index } => {
                 self.branch_response(now, tx, disp, call, index, resp)
             }
-            ClientRole::Relay {
-                call,
-                from,
-                server,
-                request,
-                sent,
-            } => {
+            ClientRole::Relay(_) => {
                 if resp.status < 200 {
                     return true;
                 }
-                self.calls.clients.remove(&tx);
+                let Some(ClientRole::Relay(relay)) = self.calls.clients.remove(&tx) else {
+                    return true;
+                };
+                let Relay {
+                    call,
+                    from,
+                    server,
+                    request,
+                    sent,
+                } = *relay;
                 if disp == ClientDisposition::PassToTuThenAck {
                     let ack = build_ack(&sent, resp, None);
                     let _ = self.txs.set_ack_for_non_2xx(now, tx, ack.to_bytes());
@@ -925,7 +932,7 @@ impl Pbx {
                     self.emit_media(MediaCommand::SetRemote {
                         call,
                         leg: other(from),
-                        sdp: sdp.clone(),
+                        sdp: Box::new(sdp.clone()),
                     });
                     if let Some(b) = self.rewrite_for(call, from, sdp) {
                         body = b;
@@ -1031,7 +1038,7 @@ impl Pbx {
                 self.emit_media(MediaCommand::SetRemote {
                     call: id,
                     leg: Leg::B,
-                    sdp: sdp.clone(),
+                    sdp: Box::new(sdp.clone()),
                 });
                 if let Some(b) = self.rewrite_for(id, Leg::A, sdp) {
                     body = b;
@@ -1102,7 +1109,7 @@ impl Pbx {
                 self.emit_media(MediaCommand::SetRemote {
                     call: id,
                     leg: Leg::B,
-                    sdp: sdp.clone(),
+                    sdp: Box::new(sdp.clone()),
                 });
                 // The answer is relative to A's offer: rewrite before the origin bump rule.
                 if let Some(b) = self.rewrite_for_answer(id, sdp) {
@@ -1346,7 +1353,7 @@ impl Pbx {
             hangup_cause: cause,
             hung_up_by: by,
         };
-        self.out.push_back(Output::Cdr(record));
+        self.out.push_back(Output::Cdr(Box::new(record)));
         self.drain_tx(now);
     }
 
@@ -1400,10 +1407,15 @@ impl Pbx {
             Some(ClientRole::Branch { call, index }) => {
                 self.branch_failed(now, call, index, 408, "Request Timeout")
             }
-            Some(ClientRole::Relay {
-                server, request, ..
-            }) => {
-                self.respond(now, server, &request, 408, "Request Timeout", &[]);
+            Some(ClientRole::Relay(relay)) => {
+                self.respond(
+                    now,
+                    relay.server,
+                    &relay.request,
+                    408,
+                    "Request Timeout",
+                    &[],
+                );
             }
             _ => {}
         }

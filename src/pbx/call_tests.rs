@@ -106,7 +106,7 @@ impl Harness {
                     }
                     self.media.push(m);
                 }
-                Output::Cdr(c) => self.cdrs.push(c),
+                Output::Cdr(c) => self.cdrs.push(*c),
                 Output::Persist(_) | Output::Event(_) => {}
             }
         }

@@ -118,7 +118,7 @@ pub enum Output {
     /// A request for the media relay (answered, for `Open`, by a [`Command`]).
     Media(MediaCommand),
     /// A call ended: its record for the CDR store.
-    Cdr(CallRecord),
+    Cdr(Box<CallRecord>),
 }
 
 /// Live view of one binding for the API.
