@@ -300,14 +300,25 @@ impl Pbx {
     pub(super) fn handle_invite(&mut self, now: Instant, peer: Peer, tx: TxId, req: Request) {
         let trying = self.build_response_with_tag(&req, 100, "Trying", &[], None, None);
         let _ = self.txs.respond(now, tx, 100, trying);
-        if req.to().and_then(|t| t.tag().map(str::to_owned)).is_some() {
+        let has_to_tag = req.to().is_some_and(|t| t.tag().is_some());
+        if has_to_tag
+            && req
+                .call_id()
+                .is_some_and(|c| self.calls.dialogs.contains_key(c))
+        {
+            // A re-INVITE in a known dialog: not challenged again.
             self.in_dialog(now, peer, tx, req);
             return;
         }
-        // Authentication (RFC 3261 §22.3: 407 + Proxy-Authenticate).
+        // Authentication (RFC 3261 §22.3: 407 + Proxy-Authenticate). An INVITE for a dialog
+        // that does not exist is challenged like any other before it learns that (481).
         let Some(caller) = self.authenticate_invite(now, peer, tx, &req) else {
             return;
         };
+        if has_to_tag {
+            self.respond(now, tx, &req, 481, "Call/Transaction Does Not Exist", &[]);
+            return;
+        }
         if req.max_forwards() == Some(0) {
             self.respond(now, tx, &req, 483, "Too Many Hops", &[]);
             return;

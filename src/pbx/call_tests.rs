@@ -718,7 +718,27 @@ fn in_dialog_request_for_unknown_dialog_481() {
     let text = alice_request("BYE", &a_ok, 3, None).replace("call-a@192.0.2.10", "nope");
     h.input(alice(), &text);
     assert_eq!(h.responses_for(alice()).pop().unwrap().status, 481);
+    // An INVITE for a dialog that does not exist: challenged first (RFC 4475 wsinv), then 481.
     let text = alice_request("INVITE", &a_ok, 3, Some(A_SDP)).replace("call-a@192.0.2.10", "nope");
+    h.input(alice(), &text);
+    let r = h.responses_for(alice()).pop().unwrap();
+    assert_eq!(r.status, 407);
+    let nonce = nonce_of(r.headers.get(&HeaderName::ProxyAuthenticate).unwrap());
+    let target = format!(
+        "sip:{}",
+        a_ok.headers
+            .get(&HeaderName::Contact)
+            .unwrap()
+            .trim_matches(|c| c == '<' || c == '>')
+            .trim_start_matches("sip:")
+    );
+    let auth = digest("1001", "secret1001", &nonce, "INVITE", &target);
+    let text = alice_request("INVITE", &a_ok, 4, Some(A_SDP))
+        .replace("call-a@192.0.2.10", "nope")
+        .replace(
+            "Contact: <sip:1001",
+            &format!("Proxy-Authorization: {auth}\r\nContact: <sip:1001"),
+        );
     h.input(alice(), &text);
     assert_eq!(h.responses_for(alice()).pop().unwrap().status, 481);
     assert_eq!(h.pbx.active_calls(), 1);
