@@ -170,6 +170,22 @@ struct BLeg {
     cseq: u32,
 }
 
+/// A 2xx being retransmitted: bytes, next send, current interval, give-up instant.
+#[derive(Debug, Clone)]
+struct Retx {
+    bytes: Bytes,
+    next: Instant,
+    interval: Duration,
+    give_up: Instant,
+}
+
+fn leg_index(leg: Leg) -> usize {
+    match leg {
+        Leg::A => 0,
+        Leg::B => 1,
+    }
+}
+
 #[derive(Debug)]
 struct Call {
     phase: Phase,
@@ -185,7 +201,9 @@ struct Call {
     callee: String,
     ring_deadline: Instant,
     /// The 2xx to A and its retransmission state (next, interval) until A's ACK.
-    a_2xx: Option<(Bytes, Instant, Duration, Instant)>,
+    /// Per leg (A, B): a 2xx to an INVITE from that leg, re-sent until its ACK
+    /// (RFC 3261 §13.3.1.4).
+    retx: [Option<Retx>; 2],
     start: u64,
     answer: Option<u64>,
 }
@@ -409,7 +427,7 @@ impl Pbx {
             caller,
             callee,
             ring_deadline: now + self.cfg.ring_timeout,
-            a_2xx: None,
+            retx: [None, None],
             start: self.unix_ms(now),
             answer: None,
         };
@@ -659,11 +677,11 @@ impl Pbx {
 
     /// An ACK that no transaction absorbed: the ACK for a 2xx.
     pub(super) fn handle_ack(&mut self, req: &Request) {
-        let Some(&(id, Leg::A)) = req.call_id().and_then(|c| self.calls.dialogs.get(c)) else {
+        let Some(&(id, leg)) = req.call_id().and_then(|c| self.calls.dialogs.get(c)) else {
             return;
         };
         if let Some(call) = self.calls.calls.get_mut(&id) {
-            call.a_2xx = None;
+            call.retx[leg_index(leg)] = None;
         }
     }
 
@@ -964,7 +982,13 @@ impl Pbx {
                     tag.as_deref().filter(|t| !t.is_empty()),
                     Some(body),
                 );
-                let _ = self.txs.respond(now, server, resp.status, bytes);
+                let _ = self.txs.respond(now, server, resp.status, bytes.clone());
+                if sent.method == Method::Invite
+                    && (200..300).contains(&resp.status)
+                    && let Some(peer) = self.leg_peer(call, from)
+                {
+                    self.retransmit_2xx(now, call, from, peer, bytes);
+                }
             }
         }
         self.drain_tx(now);
@@ -1293,15 +1317,27 @@ impl Pbx {
         let bytes =
             self.build_response_with_tag(&invite, status, reason, &extra, Some(&tag), Some(body));
         let _ = self.txs.respond(now, tx, status, bytes.clone());
-        if (200..300).contains(&status) && !peer.proto.is_reliable() {
-            let t1 = self.txs.config().t1;
-            let give_up = now + t1 * 64;
-            if let Some(call) = self.calls.calls.get_mut(&id) {
-                call.a_2xx = Some((bytes, now + t1, t1, give_up));
-            }
-            self.calls.timers.push(Reverse((now + t1, id)));
+        if (200..300).contains(&status) {
+            self.retransmit_2xx(now, id, Leg::A, peer, bytes);
         }
         self.drain_tx(now);
+    }
+
+    /// Keep re-sending a 2xx to an INVITE from `leg` until its ACK (unreliable transports).
+    fn retransmit_2xx(&mut self, now: Instant, id: u64, leg: Leg, peer: Peer, bytes: Bytes) {
+        if peer.proto.is_reliable() {
+            return;
+        }
+        let t1 = self.txs.config().t1;
+        if let Some(call) = self.calls.calls.get_mut(&id) {
+            call.retx[leg_index(leg)] = Some(Retx {
+                bytes,
+                next: now + t1,
+                interval: t1,
+                give_up: now + t1 * 64,
+            });
+            self.calls.timers.push(Reverse((now + t1, id)));
+        }
     }
 
     /// End a call that was not answered: final status to A, CANCEL branches, close media, CDR.
@@ -1390,23 +1426,37 @@ impl Pbx {
                 );
                 continue;
             }
-            if let Some((bytes, next, interval, give_up)) = call.a_2xx.clone()
-                && next <= now
-            {
-                let peer = call.a.peer;
-                if now >= give_up {
-                    // No ACK: RFC 3261 §13.3.1.4 — end the call.
-                    call.a_2xx = None;
-                    self.send_bye(now, id, Leg::B);
-                    self.send_bye(now, id, Leg::A);
-                    self.end_call(now, id, Disposition::Answered, 408, HungUpBy::System);
+            let t2 = self.txs.config().t2;
+            let mut sends = Vec::new();
+            let mut no_ack = false;
+            for leg in [Leg::A, Leg::B] {
+                let Some(r) = call.retx[leg_index(leg)].as_mut() else {
+                    continue;
+                };
+                if r.next > now {
                     continue;
                 }
-                let t2 = self.txs.config().t2;
-                let interval = (interval * 2).min(t2);
-                call.a_2xx = Some((bytes.clone(), now + interval, interval, give_up));
-                self.calls.timers.push(Reverse((now + interval, id)));
-                self.transmit(peer, bytes);
+                if now >= r.give_up {
+                    no_ack = true;
+                    call.retx[leg_index(leg)] = None;
+                    continue;
+                }
+                r.interval = (r.interval * 2).min(t2);
+                r.next = now + r.interval;
+                self.calls.timers.push(Reverse((r.next, id)));
+                sends.push((leg, r.bytes.clone()));
+            }
+            for (leg, bytes) in sends {
+                if let Some(peer) = self.leg_peer(id, leg) {
+                    self.transmit(peer, bytes);
+                }
+            }
+            if no_ack {
+                // No ACK for a 2xx: RFC 3261 §13.3.1.4 — end the call.
+                info!(call = id, "no ACK for a 2xx: hanging up");
+                self.send_bye(now, id, Leg::B);
+                self.send_bye(now, id, Leg::A);
+                self.end_call(now, id, Disposition::Answered, 408, HungUpBy::System);
             }
         }
     }

@@ -695,8 +695,20 @@ fn reinvite_hold_and_resume_relayed() {
             body.contains(if hold { "a=recvonly" } else { "a=sendrecv" }),
             "{body}"
         );
+        // The 200 is re-sent until A's ACK; the ACK is absorbed (B got its own).
+        h.advance(Duration::from_millis(600));
+        assert!(h.responses_for(alice()).iter().any(|r| r.status == 200));
+        let ack = alice_request("ACK", &a_ok, cseq, None).replace(
+            &format!("branch=z9hG4bKaACK{cseq}"),
+            &format!("branch=z9hG4bKack{cseq}"),
+        );
+        h.input(alice(), &ack);
+        assert!(h.requests_for(bob()).is_empty());
+        h.advance(Duration::from_secs(5));
+        assert!(h.responses_for(alice()).is_empty());
         h.media.clear();
     }
+    assert_eq!(h.pbx.active_calls(), 1);
     // INFO relayed too.
     h.input(alice(), &alice_request("INFO", &a_ok, 5, None));
     assert_eq!(h.requests_for(bob()).pop().unwrap().method, Method::Info);
@@ -777,4 +789,45 @@ fn media_failure_gives_503() {
     assert_eq!(h.responses_for(alice()).pop().unwrap().status, 503);
     assert!(h.requests_for(bob()).is_empty());
     assert_eq!(h.cdrs.pop().unwrap().disposition, Disposition::Failed);
+}
+
+#[test]
+fn update_from_callee_relayed_to_caller() {
+    let mut h = Harness::with_both();
+    let (_inv, _a_ok, b_inv, b_ok) = h.answered();
+    let sdp = B_SDP
+        .replace("o=bob 7 7", "o=bob 7 8")
+        .replace("a=sendrecv", "a=inactive");
+    h.input(bob(), &bob_request("UPDATE", &b_inv, &b_ok, 1, Some(&sdp)));
+    let up = h.requests_for(alice()).pop().expect("UPDATE relayed to A");
+    assert_eq!(up.method, Method::Update);
+    assert_eq!(up.call_id(), Some("call-a@192.0.2.10"));
+    assert_eq!(up.to().unwrap().tag(), Some("atag"));
+    let body = sdp_of(&up.body);
+    assert!(body.contains(&format!("m=audio {A_PORT}")), "{body}");
+    assert!(body.contains("a=inactive"), "{body}");
+    assert!(h.media.iter().any(|m| matches!(
+        m,
+        MediaCommand::SetHold {
+            leg: Leg::B,
+            hold: true,
+            ..
+        }
+    )));
+    let answer = A_SDP.replace("a=sendrecv", "a=inactive");
+    h.send(
+        alice(),
+        Message::Response(reply(&up, 200, "atag", Some(&answer))),
+    );
+    let ok = h.responses_for(bob()).pop().unwrap();
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.cseq().unwrap().method, Method::Update);
+    assert!(sdp_of(&ok.body).contains(&format!("m=audio {B_PORT}")));
+}
+
+#[test]
+fn call_to_yourself_is_482() {
+    let mut h = Harness::with_both();
+    let (_inv, rs) = h.dial("1001", A_SDP, "");
+    assert_eq!(rs.last().unwrap().status, 482);
 }
