@@ -694,19 +694,32 @@ impl Pbx {
             self.respond(now, tx, &req, 481, "Call/Transaction Does Not Exist", &[]);
             return;
         };
+        // The dialog must match: the remote tag (the request's From tag) and, for B, the
+        // answered branch (RFC 3261 §12.2.2).
+        let from_tag = req.from().and_then(|f| f.tag().map(str::to_owned));
         let answered = self.calls.calls.get(&id).is_some_and(|c| {
             c.phase == Phase::Answered
-                && (leg == Leg::A
-                    || c.b
-                        .as_ref()
-                        .is_some_and(|b| Some(b.call_id.as_str()) == req.call_id()))
+                && match leg {
+                    Leg::A => {
+                        from_tag.is_some()
+                            && from_tag
+                                == c.a.invite.from().and_then(|f| f.tag().map(str::to_owned))
+                    }
+                    Leg::B => c.b.as_ref().is_some_and(|b| {
+                        Some(b.call_id.as_str()) == req.call_id()
+                            && from_tag.is_some()
+                            && NameAddr::parse(&b.to)
+                                .ok()
+                                .is_some_and(|n| n.tag() == from_tag.as_deref())
+                    }),
+                }
         });
         if !answered {
-            // BYE/requests on a branch that lost, or before the answer.
+            // BYE/requests on a branch that lost, before the answer, or from a stranger.
             self.respond(now, tx, &req, 481, "Call/Transaction Does Not Exist", &[]);
             return;
         }
-        let _ = peer;
+        debug!(call = id, %peer, method = %req.method, "in-dialog request");
         match req.method {
             Method::Bye => {
                 self.respond(now, tx, &req, 200, "OK", &[]);

@@ -730,6 +730,10 @@ fn in_dialog_request_for_unknown_dialog_481() {
     let text = alice_request("BYE", &a_ok, 3, None).replace("call-a@192.0.2.10", "nope");
     h.input(alice(), &text);
     assert_eq!(h.responses_for(alice()).pop().unwrap().status, 481);
+    // The right Call-ID with a wrong From tag is not the dialog either.
+    let text = alice_request("BYE", &a_ok, 3, None).replace("tag=atag", "tag=forged");
+    h.input(alice(), &text);
+    assert_eq!(h.responses_for(alice()).pop().unwrap().status, 481);
     // An INVITE for a dialog that does not exist: challenged first (RFC 4475 wsinv), then 481.
     let text = alice_request("INVITE", &a_ok, 3, Some(A_SDP)).replace("call-a@192.0.2.10", "nope");
     h.input(alice(), &text);
