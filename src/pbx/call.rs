@@ -1142,28 +1142,45 @@ impl Pbx {
             self.cancel_branches(now, id, Some(index));
             let mut extra = Vec::new();
             let mut body = Bytes::new();
-            if let Ok(sdp) = SessionDescription::parse(&resp.body) {
-                let offer_ok = self
-                    .calls
-                    .calls
-                    .get(&id)
-                    .and_then(|c| c.b_offer.as_ref())
-                    .is_none_or(|o| check_answer(o, &sdp).is_ok());
-                if !offer_ok {
+            // The 2xx carries the answer to our offer (RFC 3264): it must be usable.
+            let answer = SessionDescription::parse(&resp.body)
+                .map_err(|e| e.to_string())
+                .and_then(|sdp| {
+                    match self
+                        .calls
+                        .calls
+                        .get(&id)
+                        .and_then(|c| c.b_offer.as_ref())
+                        .map(|o| check_answer(o, &sdp))
+                    {
+                        Some(Err(e)) => Err(e.to_string()),
+                        _ => Ok(sdp),
+                    }
+                });
+            let sdp = match answer {
+                Ok(sdp) => sdp,
+                Err(why) => {
+                    debug!(call = id, %why, "callee's answer unusable");
                     self.send_bye(now, id, Leg::B);
-                    self.fail_call(now, id, 488, "Not Acceptable Here", HungUpBy::System);
+                    self.fail_call_with(
+                        now,
+                        id,
+                        488,
+                        "Not Acceptable Here",
+                        &[warning(&format!("callee answer: {why}"))],
+                        HungUpBy::System,
+                    );
                     return;
                 }
-                self.emit_media(MediaCommand::SetRemote {
-                    call: id,
-                    leg: Leg::B,
-                    sdp: Box::new(sdp.clone()),
-                });
-                // The answer is relative to A's offer: rewrite before the origin bump rule.
-                if let Some(b) = self.rewrite_for_answer(id, sdp) {
-                    body = b;
-                    extra.push((HeaderName::ContentType, "application/sdp".into()));
-                }
+            };
+            self.emit_media(MediaCommand::SetRemote {
+                call: id,
+                leg: Leg::B,
+                sdp: Box::new(sdp.clone()),
+            });
+            if let Some(b) = self.rewrite_for_answer(id, sdp) {
+                body = b;
+                extra.push((HeaderName::ContentType, "application/sdp".into()));
             }
             info!(call = id, "answered");
             self.respond_a(now, id, 200, &resp.reason, extra, body);
@@ -1355,12 +1372,24 @@ impl Pbx {
 
     /// End a call that was not answered: final status to A, CANCEL branches, close media, CDR.
     fn fail_call(&mut self, now: Instant, id: u64, status: u16, reason: &str, by: HungUpBy) {
+        self.fail_call_with(now, id, status, reason, &[], by);
+    }
+
+    fn fail_call_with(
+        &mut self,
+        now: Instant,
+        id: u64,
+        status: u16,
+        reason: &str,
+        extra: &[(HeaderName, String)],
+        by: HungUpBy,
+    ) {
         self.cancel_branches(now, id, None);
         let Some(call) = self.calls.calls.get(&id) else {
             return;
         };
         let (tx, invite, tag) = (call.a.tx, call.a.invite.clone(), call.a.local_tag.clone());
-        let bytes = self.build_response_with_tag(&invite, status, reason, &[], Some(&tag), None);
+        let bytes = self.build_response_with_tag(&invite, status, reason, extra, Some(&tag), None);
         let _ = self.txs.respond(now, tx, status, bytes);
         let disposition = match status {
             486 | 600 => Disposition::Busy,

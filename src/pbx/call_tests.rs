@@ -835,3 +835,48 @@ fn call_to_yourself_is_482() {
     let (_inv, rs) = h.dial("1001", A_SDP, "");
     assert_eq!(rs.last().unwrap().status, 482);
 }
+
+#[test]
+fn early_media_183_sdp_rewritten_for_caller() {
+    let mut h = Harness::with_both();
+    let (_inv, b_inv) = h.ring(bob());
+    h.send(
+        bob(),
+        Message::Response(reply(&b_inv, 183, "b1", Some(B_SDP))),
+    );
+    let r = h.responses_for(alice()).pop().unwrap();
+    assert_eq!(r.status, 183);
+    assert_eq!(
+        r.headers.get(&HeaderName::ContentType),
+        Some("application/sdp")
+    );
+    let body = sdp_of(&r.body);
+    assert!(
+        body.contains(&format!("m=audio {A_PORT} RTP/AVP 0 101")),
+        "{body}"
+    );
+    assert!(body.contains("c=IN IP4 127.0.0.1") && !body.contains("192.0.2.20"));
+    assert!(
+        h.media
+            .iter()
+            .any(|m| matches!(m, MediaCommand::SetRemote { leg: Leg::B, .. }))
+    );
+}
+
+#[test]
+fn answer_without_sdp_is_hung_up_with_488() {
+    let mut h = Harness::with_both();
+    let (_inv, b_inv) = h.ring(bob());
+    h.send(bob(), Message::Response(reply(&b_inv, 200, "b1", None)));
+    let to_b: Vec<Method> = h
+        .requests_for(bob())
+        .into_iter()
+        .map(|r| r.method)
+        .collect();
+    assert_eq!(to_b, [Method::Ack, Method::Bye]);
+    let r = h.responses_for(alice()).pop().unwrap();
+    assert_eq!(r.status, 488);
+    assert!(r.headers.get(&HeaderName::Warning).is_some());
+    assert_eq!(h.cdrs.pop().unwrap().disposition, Disposition::Failed);
+    assert_eq!(h.pbx.active_calls(), 0);
+}
