@@ -243,6 +243,8 @@ pub(super) struct Calls {
     /// INVITE client transactions of calls that ended while they were pending: their final
     /// response must still be ACKed (and a late 2xx hung up).
     orphans: HashMap<TxId, (Request, Peer)>,
+    /// CANCELs waiting for a provisional response of the INVITE transaction they cancel.
+    pending_cancel: HashMap<TxId, (Request, Peer)>,
     timers: std::collections::BinaryHeap<Reverse<(Instant, u64)>>,
     next_id: u64,
 }
@@ -926,6 +928,12 @@ impl Pbx {
         disp: ClientDisposition,
         resp: &Response,
     ) -> bool {
+        if !self.calls.pending_cancel.is_empty()
+            && let Some((cancel, peer)) = self.calls.pending_cancel.remove(&tx)
+            && resp.status < 200
+        {
+            self.send_cancels(now, vec![(peer, cancel)]);
+        }
         let Some(role) = self.calls.clients.get(&tx) else {
             return false;
         };
@@ -1071,10 +1079,10 @@ impl Pbx {
             branch.to_tag = resp.to().and_then(|t| t.tag().map(str::to_owned));
         }
         if status < 200 {
+            branch.got_provisional = true;
             if status == 100 {
                 return;
             }
-            branch.got_provisional = true;
             if call.phase != Phase::Ringing {
                 return; // a late 180 after the 200: ignored
             }
@@ -1287,11 +1295,13 @@ impl Pbx {
             return;
         };
         let mut cancels = Vec::new();
+        let mut deferred = Vec::new();
         for (i, b) in call.branches.iter_mut().enumerate() {
             if Some(i) == keep || b.final_status.is_some() || b.cancelled {
                 continue;
             }
             b.cancelled = true;
+            let Some(tx) = b.tx else { continue };
             let mut c = Request::new(Method::Cancel, b.invite.uri.clone());
             for name in [
                 HeaderName::Via,
@@ -1305,8 +1315,19 @@ impl Pbx {
                 }
             }
             c.headers.push(HeaderName::CSeq, "1 CANCEL");
-            cancels.push((b.peer, c));
+            if b.got_provisional {
+                cancels.push((b.peer, c));
+            } else {
+                // RFC 3261 §9.1: no CANCEL before a provisional response; it goes out with
+                // the first one (a final response makes it moot).
+                deferred.push((tx, (c, b.peer)));
+            }
         }
+        self.calls.pending_cancel.extend(deferred);
+        self.send_cancels(now, cancels);
+    }
+
+    fn send_cancels(&mut self, now: Instant, cancels: Vec<(Peer, Request)>) {
         for (peer, c) in cancels {
             let Some(key) = c.top_via().and_then(|v| v.branch().map(str::to_owned)) else {
                 continue;
@@ -1506,6 +1527,7 @@ impl Pbx {
     /// A client transaction of a call timed out (Timer B/F) or failed: a 408 for a branch.
     pub(super) fn call_tx_failed(&mut self, now: Instant, tx: TxId) {
         self.calls.orphans.remove(&tx);
+        self.calls.pending_cancel.remove(&tx);
         match self.calls.clients.remove(&tx) {
             Some(ClientRole::Branch { call, index }) => {
                 self.branch_failed(now, call, index, 408, "Request Timeout")
@@ -1526,6 +1548,7 @@ impl Pbx {
 
     pub(super) fn call_tx_terminated(&mut self, tx: TxId) {
         self.calls.clients.remove(&tx);
+        self.calls.pending_cancel.remove(&tx);
         self.calls.orphans.remove(&tx);
         self.calls.by_invite.remove(&tx);
     }

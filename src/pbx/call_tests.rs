@@ -311,7 +311,9 @@ fn ack_2xx(invite_text: &str, resp: &Response) -> String {
 /// A phone's response to `req` (To tag, Contact, optional SDP).
 fn reply(req: &Request, status: u16, tag: &str, sdp: Option<&str>) -> Response {
     let mut r = req.make_response(status, "");
-    r.set_to_tag(tag);
+    if !tag.is_empty() {
+        r.set_to_tag(tag);
+    }
     let host = req.uri.host_port();
     r.headers
         .push(HeaderName::Contact, format!("<sip:1002@{host}>"));
@@ -542,10 +544,22 @@ fn caller_cancel_gives_487() {
         .collect();
     assert!(st.contains(&(200, "CANCEL".into())), "{st:?}");
     assert!(st.contains(&(487, "INVITE".into())), "{st:?}");
-    let c = h.requests_for(bob()).pop().unwrap();
+    assert_eq!(h.cdrs.pop().unwrap().disposition, Disposition::Cancelled);
+    // Bob has not answered anything yet: the CANCEL waits for his first provisional
+    // (RFC 3261 §9.1).
+    assert!(h.requests_for(bob()).is_empty());
+    h.send(bob(), Message::Response(reply(&b_inv, 100, "", None)));
+    let c = h.requests_for(bob()).pop().expect("CANCEL after the 100");
     assert_eq!(c.method, Method::Cancel);
     assert_eq!(c.call_id(), b_inv.call_id());
-    assert_eq!(h.cdrs.pop().unwrap().disposition, Disposition::Cancelled);
+    assert_eq!(
+        c.top_via().unwrap().branch(),
+        b_inv.top_via().unwrap().branch()
+    );
+    // A late 180 changes nothing for Alice.
+    h.send(bob(), Message::Response(reply(&b_inv, 180, "b1", None)));
+    assert!(h.responses_for(alice()).is_empty());
+    assert!(h.requests_for(bob()).is_empty());
 }
 
 #[test]
