@@ -551,6 +551,12 @@ impl Pbx {
             sdp: Box::new(a_offer),
         });
         let body = Bytes::from(b_offer.print());
+        let timer_headers = self
+            .calls
+            .calls
+            .get(&id)
+            .map(|c| request_timer_headers(&c.a.invite.headers))
+            .unwrap_or_default();
         let display = self
             .directory
             .get(&caller)
@@ -588,6 +594,9 @@ impl Pbx {
             h.push(HeaderName::Allow, super::ALLOW);
             h.push(HeaderName::UserAgent, self.cfg.user_agent.clone());
             h.push(HeaderName::ContentType, "application/sdp");
+            for (name, value) in &timer_headers {
+                h.push(name.clone(), value.clone());
+            }
             r.body = body.clone();
             let bytes = r.to_bytes();
             let key = TxKey::client(branch, TxMethod::Invite);
@@ -789,6 +798,9 @@ impl Pbx {
         };
         if let Some(ct) = req.content_type() {
             sent.headers.push(HeaderName::ContentType, ct.to_owned());
+        }
+        for (name, value) in request_timer_headers(&req.headers) {
+            sent.headers.push(name, value);
         }
         sent.body = body;
         let Some((peer, key)) = self.leg_peer(id, to).zip(branch_key(&sent)) else {
@@ -995,6 +1007,7 @@ impl Pbx {
                 });
                 let contact = self.local_contact(call, from);
                 extra.extend(contact);
+                extra.extend(response_timer_headers(&resp.headers, &request.headers));
                 let bytes = self.build_response_with_tag(
                     &request,
                     resp.status,
@@ -1191,6 +1204,12 @@ impl Pbx {
                 extra.push((HeaderName::ContentType, "application/sdp".into()));
             }
             info!(call = id, "answered");
+            if let Some(call) = self.calls.calls.get(&id) {
+                extra.extend(response_timer_headers(
+                    &resp.headers,
+                    &call.a.invite.headers,
+                ));
+            }
             self.respond_a(now, id, 200, &resp.reason, extra, body);
             return;
         }
@@ -1580,6 +1599,44 @@ impl Pbx {
         }
         crate::sip::Message::Response(resp).to_bytes()
     }
+}
+
+/// RFC 4028 session timers pass through end to end: the phones refresh with re-INVITE/UPDATE,
+/// which Dialtone relays. Only the `timer` option tag is carried (not 100rel etc., which
+/// Dialtone does not relay).
+fn request_timer_headers(h: &crate::sip::Headers) -> Vec<(HeaderName, String)> {
+    let mut out = Vec::new();
+    if let Some(se) = h.get(&HeaderName::SessionExpires) {
+        out.push((HeaderName::SessionExpires, se.to_owned()));
+        if let Some(min) = h.get(&HeaderName::MinSe) {
+            out.push((HeaderName::MinSe, min.to_owned()));
+        }
+    }
+    if supports_timer(h) {
+        out.push((HeaderName::Supported, "timer".to_owned()));
+    }
+    out
+}
+
+fn supports_timer(h: &crate::sip::Headers) -> bool {
+    h.get_all(&HeaderName::Supported)
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("timer"))
+}
+
+/// Session-Expires of a 2xx, with `Require: timer` when the requester supports it.
+fn response_timer_headers(
+    resp: &crate::sip::Headers,
+    request: &crate::sip::Headers,
+) -> Vec<(HeaderName, String)> {
+    let mut out = Vec::new();
+    if let Some(se) = resp.get(&HeaderName::SessionExpires) {
+        out.push((HeaderName::SessionExpires, se.to_owned()));
+        if supports_timer(request) {
+            out.push((HeaderName::Require, "timer".to_owned()));
+        }
+    }
+    out
 }
 
 fn other(leg: Leg) -> Leg {

@@ -894,3 +894,62 @@ fn answer_without_sdp_is_hung_up_with_488() {
     assert_eq!(h.cdrs.pop().unwrap().disposition, Disposition::Failed);
     assert_eq!(h.pbx.active_calls(), 0);
 }
+
+#[test]
+fn session_timer_headers_pass_through() {
+    let mut h = Harness::with_both();
+    let (_inv, rs) = h.dial(
+        "1002",
+        A_SDP,
+        "Session-Expires: 1800;refresher=uac\r\nMin-SE: 90\r\nSupported: timer, 100rel\r\n",
+    );
+    assert_eq!(rs.last().unwrap().status, 100);
+    let b_inv = h.requests_for(bob()).pop().unwrap();
+    assert_eq!(
+        b_inv.headers.get(&HeaderName::SessionExpires),
+        Some("1800;refresher=uac")
+    );
+    assert_eq!(b_inv.headers.get(&HeaderName::MinSe), Some("90"));
+    let supported: Vec<&str> = b_inv.headers.get_all(&HeaderName::Supported).collect();
+    assert_eq!(
+        supported,
+        ["timer"],
+        "100rel is not offered on: PRACK is not relayed"
+    );
+    let mut ok = reply(&b_inv, 200, "b1", Some(B_SDP));
+    ok.headers
+        .push(HeaderName::SessionExpires, "1800;refresher=uac");
+    ok.headers.push(HeaderName::Require, "timer");
+    h.send(bob(), Message::Response(ok));
+    let a_ok = h.responses_for(alice()).pop().unwrap();
+    assert_eq!(a_ok.status, 200);
+    assert_eq!(
+        a_ok.headers.get(&HeaderName::SessionExpires),
+        Some("1800;refresher=uac")
+    );
+    assert_eq!(a_ok.headers.get(&HeaderName::Require), Some("timer"));
+}
+
+#[test]
+fn require_timer_is_understood_other_tags_420() {
+    let mut h = Harness::with_both();
+    h.input(
+        alice(),
+        &invite(
+            "1002",
+            "rq1",
+            1,
+            None,
+            A_SDP,
+            "Require: timer\r\nSession-Expires: 900\r\n",
+        ),
+    );
+    assert_eq!(h.responses_for(alice()).pop().unwrap().status, 407);
+    h.input(
+        alice(),
+        &invite("1002", "rq2", 1, None, A_SDP, "Require: timer, 100rel\r\n"),
+    );
+    let r = h.responses_for(alice()).pop().unwrap();
+    assert_eq!(r.status, 420);
+    assert_eq!(r.headers.get(&HeaderName::Unsupported), Some("100rel"));
+}

@@ -477,7 +477,14 @@ impl Pbx {
             return None;
         }
         // RFC 3261 §8.2.2.3: we support no option tags that a UAC could require.
-        let required: Vec<&str> = req.headers.get_all(&HeaderName::Require).collect();
+        // `timer` (RFC 4028) is understood: session timers pass through calls end to end.
+        let required: Vec<&str> = req
+            .headers
+            .get_all(&HeaderName::Require)
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("timer"))
+            .collect();
         if !required.is_empty() {
             return Some((
                 420,
