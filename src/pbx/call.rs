@@ -320,6 +320,11 @@ impl Pbx {
     pub(super) fn handle_invite(&mut self, now: Instant, peer: Peer, tx: TxId, req: Request) {
         let trying = self.build_response_with_tag(&req, 100, "Trying", &[], None, None);
         let _ = self.txs.respond(now, tx, 100, trying);
+        if self.is_own_request(&req) {
+            // Our own B-leg INVITE came back (a contact that points at Dialtone): a loop.
+            self.respond(now, tx, &req, 482, "Loop Detected", &[]);
+            return;
+        }
         let has_to_tag = req.to().is_some_and(|t| t.tag().is_some());
         if has_to_tag
             && req
@@ -438,6 +443,26 @@ impl Pbx {
         self.calls.dialogs.insert(call_id, (id, Leg::A));
         self.calls.by_invite.insert(tx, id);
         self.emit_media(MediaCommand::Open { call: id, streams });
+    }
+
+    /// A Via of this request was put there by Dialtone (its branch prefix and address).
+    fn is_own_request(&self, req: &Request) -> bool {
+        let ports = [
+            Some(self.cfg.local_udp.port()),
+            self.cfg.local_tcp.map(|a| a.port()),
+        ];
+        req.headers.get_all(&HeaderName::Via).any(|v| {
+            crate::sip::Via::parse(v).is_ok_and(|via| {
+                via.branch().is_some_and(|b| b.starts_with("z9hG4bK-dt"))
+                    && via.port.is_some_and(|p| ports.contains(&Some(p)))
+                    && via
+                        .host
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<IpAddr>()
+                        .is_ok_and(|ip| ip == self.relay_ip(Peer::udp(self.cfg.local_udp)))
+            })
+        })
     }
 
     /// Digest check of an INVITE; the caller's extension number when it passes.

@@ -953,3 +953,22 @@ fn require_timer_is_understood_other_tags_420() {
     assert_eq!(r.status, 420);
     assert_eq!(r.headers.get(&HeaderName::Unsupported), Some("100rel"));
 }
+
+#[test]
+fn contact_pointing_at_dialtone_is_a_loop_482() {
+    let mut h = Harness::new(Extension::new("1002", "Bob", "secret1002"));
+    h.register("1001", "secret1001", alice());
+    let own = Peer::udp("127.0.0.1:5060".parse::<SocketAddr>().unwrap());
+    h.register("1002", "secret1002", own);
+    let (_inv, rs) = h.dial("1002", A_SDP, "");
+    assert_eq!(rs.last().unwrap().status, 100);
+    // Deliver what Dialtone sent to itself back to it, until nothing is left.
+    for _ in 0..4 {
+        let msgs = h.take_for(own);
+        for m in msgs {
+            h.send(own, m);
+        }
+    }
+    let statuses: Vec<u16> = h.responses_for(alice()).iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [482]);
+}
