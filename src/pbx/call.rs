@@ -1325,6 +1325,13 @@ impl Pbx {
                 .min()
                 .unwrap_or(480)
         };
+        // Redirects and the callee's own challenges mean nothing to the caller (Dialtone does
+        // not recurse on 3xx nor answer a phone's challenge): the callee is unavailable.
+        let best = if (300..400).contains(&best) || best == 401 || best == 407 {
+            480
+        } else {
+            best
+        };
         let reason = if best == status {
             reason.to_owned()
         } else {

@@ -972,3 +972,37 @@ fn contact_pointing_at_dialtone_is_a_loop_482() {
     let statuses: Vec<u16> = h.responses_for(alice()).iter().map(|r| r.status).collect();
     assert_eq!(statuses, [482]);
 }
+
+#[test]
+fn callee_redirect_or_challenge_becomes_480() {
+    for status in [302, 407] {
+        let mut h = Harness::with_both();
+        let (_inv, b_inv) = h.ring(bob());
+        h.send(bob(), Message::Response(reply(&b_inv, status, "b1", None)));
+        assert_eq!(h.requests_for(bob()).pop().unwrap().method, Method::Ack);
+        assert_eq!(
+            h.responses_for(alice()).pop().unwrap().status,
+            480,
+            "{status}"
+        );
+    }
+}
+
+#[test]
+fn decline_6xx_stops_the_search() {
+    let mut ext = Extension::new("1002", "Bob", "secret1002");
+    ext.max_contacts = 2;
+    let mut h = Harness::new(ext);
+    h.register("1001", "secret1001", alice());
+    h.register("1002", "secret1002", bob());
+    h.register("1002", "secret1002", bob2());
+    h.dial("1002", A_SDP, "");
+    let i1 = h.requests_for(bob()).pop().unwrap();
+    let i2 = h.requests_for(bob2()).pop().unwrap();
+    h.send(bob2(), Message::Response(reply(&i2, 180, "x2", None)));
+    h.send(bob(), Message::Response(reply(&i1, 603, "x1", None)));
+    assert_eq!(h.requests_for(bob()).pop().unwrap().method, Method::Ack);
+    assert_eq!(h.requests_for(bob2()).pop().unwrap().method, Method::Cancel);
+    let statuses: Vec<u16> = h.responses_for(alice()).iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [180, 603]);
+}
