@@ -118,6 +118,20 @@ pub struct CallRecord {
     pub hung_up_by: HungUpBy,
 }
 
+/// One call in progress (API view). Times are unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallView {
+    /// Engine call id (as in [`MediaCommand`]s and `Command::Hangup`).
+    pub id: u64,
+    /// The A-leg Call-ID.
+    pub call_id: String,
+    pub from: String,
+    pub to: String,
+    pub answered: bool,
+    pub start: u64,
+    pub answer: Option<u64>,
+}
+
 /// Default ring timeout (`Dial(PJSIP/101,30)`).
 pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -442,6 +456,10 @@ impl Pbx {
         self.calls.calls.insert(id, call);
         self.calls.dialogs.insert(call_id, (id, Leg::A));
         self.calls.by_invite.insert(tx, id);
+        // The ring timeout also bounds the wait for the relay.
+        self.calls
+            .timers
+            .push(Reverse((now + self.cfg.ring_timeout, id)));
         self.emit_media(MediaCommand::Open { call: id, streams });
     }
 
@@ -552,7 +570,6 @@ impl Pbx {
             return;
         }
         call.phase = Phase::Ringing;
-        let deadline = call.ring_deadline;
         let a_offer = call.a_offer.clone();
         let callee = call.callee.clone();
         let caller = call.caller.clone();
@@ -659,8 +676,53 @@ impl Pbx {
             self.fail_call(now, id, 480, "Temporarily Unavailable", HungUpBy::System);
             return;
         }
-        self.calls.timers.push(Reverse((deadline, id)));
+
         self.drain_tx(now);
+    }
+
+    /// Hang up a call from outside (API, media timeout): a ringing call is cancelled (its
+    /// caller gets `status`, 480 by default), an answered one gets BYE on both legs. Returns
+    /// false for an unknown call.
+    pub(super) fn hangup(&mut self, now: Instant, id: u64, status: Option<u16>) -> bool {
+        let Some(call) = self.calls.calls.get(&id) else {
+            return false;
+        };
+        if call.phase == Phase::Answered {
+            self.send_bye(now, id, Leg::A);
+            self.send_bye(now, id, Leg::B);
+            self.end_call(
+                now,
+                id,
+                Disposition::Answered,
+                status.unwrap_or(200),
+                HungUpBy::System,
+            );
+        } else {
+            let status = status.filter(|s| (300..700).contains(s)).unwrap_or(480);
+            let reason = Response::default_reason(status);
+            self.fail_call(now, id, status, reason, HungUpBy::System);
+        }
+        true
+    }
+
+    /// Calls in progress, for the API.
+    pub(super) fn call_views(&self) -> Vec<CallView> {
+        let mut v: Vec<CallView> = self
+            .calls
+            .calls
+            .iter()
+            .map(|(&id, c)| CallView {
+                id,
+                call_id: c.a.call_id.clone(),
+                from: c.caller.clone(),
+                to: c.callee.clone(),
+                answered: c.phase == Phase::Answered,
+                start: c.start,
+                answer: c.answer,
+            })
+            .collect();
+        v.sort_by_key(|c| c.id);
+        v
     }
 
     /// The relay could not open ports (exhausted): 503.
@@ -1529,6 +1591,17 @@ impl Pbx {
             let Some(call) = self.calls.calls.get_mut(&id) else {
                 continue;
             };
+            if call.phase == Phase::Media && call.ring_deadline <= now {
+                info!(call = id, "no answer from the media relay");
+                self.fail_call(
+                    now,
+                    id,
+                    503,
+                    "Service Unavailable (media relay)",
+                    HungUpBy::System,
+                );
+                continue;
+            }
             if call.phase == Phase::Ringing && call.ring_deadline <= now {
                 info!(call = id, "ring timeout");
                 self.fail_call(

@@ -1006,3 +1006,71 @@ fn decline_6xx_stops_the_search() {
     let statuses: Vec<u16> = h.responses_for(alice()).iter().map(|r| r.status).collect();
     assert_eq!(statuses, [180, 603]);
 }
+
+#[test]
+fn hangup_command_ends_ringing_and_answered_calls() {
+    // Ringing: the caller gets 480, the branch a CANCEL (after its 180).
+    let mut h = Harness::with_both();
+    let (_inv, b_inv) = h.ring(bob());
+    h.send(bob(), Message::Response(reply(&b_inv, 180, "b1", None)));
+    h.responses_for(alice());
+    let views = h.pbx.calls();
+    assert_eq!(views.len(), 1);
+    assert!(!views[0].answered);
+    assert_eq!(
+        (views[0].from.as_str(), views[0].to.as_str()),
+        ("1001", "1002")
+    );
+    h.pbx.handle_command(
+        h.now,
+        Command::Hangup {
+            call: views[0].id,
+            status: None,
+        },
+    );
+    h.drain();
+    assert_eq!(h.responses_for(alice()).pop().unwrap().status, 480);
+    assert_eq!(h.requests_for(bob()).pop().unwrap().method, Method::Cancel);
+    // Answered: BYE both ways.
+    let mut h = Harness::with_both();
+    h.answered();
+    let id = h.pbx.calls()[0].id;
+    assert!(h.pbx.calls()[0].answered);
+    h.pbx.handle_command(
+        h.now,
+        Command::Hangup {
+            call: id,
+            status: None,
+        },
+    );
+    h.drain();
+    assert_eq!(h.requests_for(alice()).pop().unwrap().method, Method::Bye);
+    assert_eq!(h.requests_for(bob()).pop().unwrap().method, Method::Bye);
+    let cdr = h.cdrs.pop().unwrap();
+    assert_eq!(cdr.hung_up_by, HungUpBy::System);
+    assert!(h.pbx.calls().is_empty());
+}
+
+#[test]
+fn relay_that_never_answers_gives_503_after_ring_timeout() {
+    let mut h = Harness::with_both();
+    let first = invite("1002", "n1", 1, None, A_SDP, "");
+    h.input(alice(), &first);
+    let nonce = nonce_of(
+        h.responses_for(alice())
+            .pop()
+            .unwrap()
+            .headers
+            .get(&HeaderName::ProxyAuthenticate)
+            .unwrap(),
+    );
+    let auth = digest("1001", "secret1001", &nonce, "INVITE", "sip:1002@test");
+    let text = invite("1002", "n2", 2, Some(&auth), A_SDP, "");
+    // Swallow the Open: the relay never answers.
+    h.pbx.handle_datagram(h.now, alice(), text.as_bytes());
+    while h.pbx.poll_output().is_some() {}
+    assert_eq!(h.pbx.active_calls(), 1);
+    h.advance(Duration::from_secs(31));
+    assert!(h.responses_for(alice()).iter().any(|r| r.status == 503));
+    assert_eq!(h.pbx.active_calls(), 0);
+}

@@ -29,7 +29,8 @@ use crate::sip::{Contact, HeaderName, Message, Method, Request, Response, Scheme
 #[path = "call.rs"]
 pub mod call;
 pub use call::{
-    CallRecord, DEFAULT_RING_TIMEOUT, Disposition, HungUpBy, Leg, MediaCommand, MediaPorts,
+    CallRecord, CallView, DEFAULT_RING_TIMEOUT, Disposition, HungUpBy, Leg, MediaCommand,
+    MediaPorts,
 };
 
 /// Methods Dialtone answers (Allow header).
@@ -74,6 +75,9 @@ pub enum Command {
     MediaOpened { call: u64, ports: MediaPorts },
     /// The media relay could not open ports for `call` (exhausted): the caller gets 503.
     MediaFailed { call: u64 },
+    /// End a call (API hangup, media timeout). `status`: the final response for a call not yet
+    /// answered (default 480); the CDR hangup cause of an answered one (default 200).
+    Hangup { call: u64, status: Option<u16> },
 }
 
 /// A binding change for the store.
@@ -314,6 +318,11 @@ impl Pbx {
         self.calls.active()
     }
 
+    /// The calls in progress, by engine call id.
+    pub fn calls(&self) -> Vec<CallView> {
+        self.call_views()
+    }
+
     pub fn extension(&self, number: &str) -> Option<&Extension> {
         self.directory.get(number)
     }
@@ -371,6 +380,11 @@ impl Pbx {
             }
             Command::MediaOpened { call, ports } => self.media_opened(now, call, ports),
             Command::MediaFailed { call } => self.media_failed(now, call),
+            Command::Hangup { call, status } => {
+                if !self.hangup(now, call, status) {
+                    debug!(call, "hangup for an unknown call");
+                }
+            }
         }
         self.drain_registrar(now);
     }
