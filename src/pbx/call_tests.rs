@@ -459,6 +459,7 @@ fn basic_call_sdp_both_ways_caller_hangs_up() {
     assert_eq!(cdr.call_id, "call-a@192.0.2.10");
     assert!(cdr.answer.is_some());
     assert_eq!(h.pbx.active_calls(), 0);
+    assert_eq!(h.pbx.stats().active_calls, 0);
     // The BYE's 200 from B is taken quietly; a second BYE from A is 481.
     h.send(bob(), Message::Response(reply(&bye, 200, "b1", None)));
     h.input(alice(), &alice_request("BYE", &a_ok, 4, None));

@@ -148,6 +148,8 @@ pub struct Stats {
     pub banned_sources: usize,
     pub requests: u64,
     pub parse_errors: u64,
+    /// Calls in progress (ringing or answered).
+    pub active_calls: usize,
 }
 
 #[derive(Debug, Default)]
@@ -310,6 +312,7 @@ impl Pbx {
             banned_sources: self.guard.bans.len(),
             requests: self.requests,
             parse_errors: self.parse_errors,
+            active_calls: self.calls.active(),
         }
     }
 

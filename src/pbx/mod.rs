@@ -1,4 +1,5 @@
-//! PBX logic (sans-IO): the extension directory, the registrar, later calls and presence.
+//! PBX logic (sans-IO): the extension directory, the registrar, calls (the B2BUA in
+//! [`engine::call`]), later presence.
 
 pub mod directory;
 pub mod engine;
