@@ -220,6 +220,8 @@ struct Call {
     retx: [Option<Retx>; 2],
     start: u64,
     answer: Option<u64>,
+    /// A relayed offer (re-INVITE/UPDATE with SDP) awaits its answer.
+    offer_pending: bool,
 }
 
 /// What a client transaction of ours belongs to.
@@ -451,6 +453,7 @@ impl Pbx {
             retx: [None, None],
             start: self.unix_ms(now),
             answer: None,
+            offer_pending: false,
         };
         info!(call = id, caller = %call.caller, callee = %call.callee, "new call");
         self.calls.calls.insert(id, call);
@@ -835,6 +838,15 @@ impl Pbx {
 
     fn relay_in_dialog(&mut self, now: Instant, id: u64, from: Leg, server: TxId, req: Request) {
         let to = other(from);
+        let is_offer =
+            matches!(req.method, Method::Invite | Method::Update) && !req.body.is_empty();
+        if is_offer {
+            if self.calls.calls.get(&id).is_some_and(|c| c.offer_pending) {
+                // Glare (RFC 3261 §14.2, RFC 3311 §5.2): one offer at a time.
+                self.respond(now, server, &req, 491, "Request Pending", &[]);
+                return;
+            }
+        }
         // SDP: rewrite to the relay ports of the receiving leg.
         let mut body = req.body.clone();
         if !req.body.is_empty() {
@@ -899,6 +911,9 @@ impl Pbx {
             .send_request(now, key, peer, peer.proto.is_reliable(), bytes)
         {
             Ok(tx) => {
+                if is_offer && let Some(c) = self.calls.calls.get_mut(&id) {
+                    c.offer_pending = true;
+                }
                 self.calls.clients.insert(
                     tx,
                     ClientRole::Relay(Box::new(Relay {
@@ -910,7 +925,10 @@ impl Pbx {
                     })),
                 );
             }
-            Err(e) => debug!(error = %e, "relay not sent"),
+            Err(e) => {
+                debug!(error = %e, "relay not sent");
+                self.respond(now, server, &req, 500, "Server Internal Error", &[]);
+            }
         }
         self.drain_tx(now);
     }
@@ -1059,6 +1077,11 @@ impl Pbx {
                     request,
                     sent,
                 } = *relay;
+                if let Some(c) = self.calls.calls.get_mut(&call)
+                    && !sent.body.is_empty()
+                {
+                    c.offer_pending = false;
+                }
                 if disp == ClientDisposition::PassToTuThenAck {
                     let ack = build_ack(&sent, resp, None);
                     let _ = self.txs.set_ack_for_non_2xx(now, tx, ack.to_bytes());
@@ -1657,6 +1680,9 @@ impl Pbx {
                 self.branch_failed(now, call, index, 408, "Request Timeout")
             }
             Some(ClientRole::Relay(relay)) => {
+                if let Some(c) = self.calls.calls.get_mut(&relay.call) {
+                    c.offer_pending = false;
+                }
                 self.respond(
                     now,
                     relay.server,

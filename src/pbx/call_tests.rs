@@ -1075,3 +1075,27 @@ fn relay_that_never_answers_gives_503_after_ring_timeout() {
     assert!(h.responses_for(alice()).iter().any(|r| r.status == 503));
     assert_eq!(h.pbx.active_calls(), 0);
 }
+
+#[test]
+fn glare_second_offer_gets_491() {
+    let mut h = Harness::with_both();
+    let (_inv, a_ok, b_inv, b_ok) = h.answered();
+    let hold = A_SDP.replace("a=sendrecv", "a=sendonly");
+    h.input(alice(), &alice_request("INVITE", &a_ok, 3, Some(&hold)));
+    let re = h.requests_for(bob()).pop().unwrap();
+    assert_eq!(re.method, Method::Invite);
+    // Bob offers at the same time: 491.
+    h.input(bob(), &bob_request("INVITE", &b_inv, &b_ok, 1, Some(B_SDP)));
+    let r = h.responses_for(bob());
+    assert_eq!(r.last().unwrap().status, 491, "{r:?}");
+    assert!(h.requests_for(alice()).is_empty());
+    // Once Bob answers the first offer, new offers flow again.
+    h.send(bob(), Message::Response(reply(&re, 200, "b1", Some(B_SDP))));
+    h.responses_for(alice());
+    h.requests_for(bob());
+    h.input(bob(), &bob_request("INVITE", &b_inv, &b_ok, 2, Some(B_SDP)));
+    assert_eq!(
+        h.requests_for(alice()).pop().unwrap().method,
+        Method::Invite
+    );
+}
