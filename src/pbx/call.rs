@@ -840,12 +840,10 @@ impl Pbx {
         let to = other(from);
         let is_offer =
             matches!(req.method, Method::Invite | Method::Update) && !req.body.is_empty();
-        if is_offer {
-            if self.calls.calls.get(&id).is_some_and(|c| c.offer_pending) {
-                // Glare (RFC 3261 §14.2, RFC 3311 §5.2): one offer at a time.
-                self.respond(now, server, &req, 491, "Request Pending", &[]);
-                return;
-            }
+        if is_offer && self.calls.calls.get(&id).is_some_and(|c| c.offer_pending) {
+            // Glare (RFC 3261 §14.2, RFC 3311 §5.2): one offer at a time.
+            self.respond(now, server, &req, 491, "Request Pending", &[]);
+            return;
         }
         // SDP: rewrite to the relay ports of the receiving leg.
         let mut body = req.body.clone();
