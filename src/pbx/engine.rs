@@ -26,8 +26,15 @@ use crate::sip::transaction::{
 };
 use crate::sip::{Contact, HeaderName, Message, Method, Request, Response, Scheme, parse_datagram};
 
+#[path = "call.rs"]
+pub mod call;
+pub use call::{
+    CallRecord, CallView, DEFAULT_RING_TIMEOUT, Disposition, HungUpBy, Leg, MediaCommand,
+    MediaPorts,
+};
+
 /// Methods Dialtone answers (Allow header).
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE";
 
 /// Engine settings (from config.yml).
 #[derive(Debug, Clone)]
@@ -46,6 +53,8 @@ pub struct PbxConfig {
     /// Secret for nonces (random per start unless configured).
     pub nonce_secret: [u8; 32],
     pub nonce_lifetime: Duration,
+    /// How long a call rings before it is given up (480), [`DEFAULT_RING_TIMEOUT`] by default.
+    pub ring_timeout: Duration,
 }
 
 /// Commands from the rest of the system (API, store watcher, runtime).
@@ -62,6 +71,13 @@ pub enum Command {
     RestoreBindings(Vec<BindingRecord>),
     /// A stream connection closed.
     ConnectionClosed(ConnId),
+    /// The media relay answers [`MediaCommand::Open`].
+    MediaOpened { call: u64, ports: MediaPorts },
+    /// The media relay could not open ports for `call` (exhausted): the caller gets 503.
+    MediaFailed { call: u64 },
+    /// End a call (API hangup, media timeout). `status`: the final response for a call not yet
+    /// answered (default 480); the CDR hangup cause of an answered one (default 200).
+    Hangup { call: u64, status: Option<u16> },
 }
 
 /// A binding change for the store.
@@ -103,6 +119,10 @@ pub enum Output {
     },
     Persist(PersistOp),
     Event(PbxEvent),
+    /// A request for the media relay (answered, for `Open`, by a [`Command`]).
+    Media(MediaCommand),
+    /// A call ended: its record for the CDR store.
+    Cdr(Box<CallRecord>),
 }
 
 /// Live view of one binding for the API.
@@ -128,6 +148,8 @@ pub struct Stats {
     pub banned_sources: usize,
     pub requests: u64,
     pub parse_errors: u64,
+    /// Calls in progress (ringing or answered).
+    pub active_calls: usize,
 }
 
 #[derive(Debug, Default)]
@@ -226,6 +248,7 @@ pub struct Pbx {
     next_sweep: Instant,
     requests: u64,
     parse_errors: u64,
+    calls: call::Calls,
 }
 
 impl Pbx {
@@ -250,6 +273,7 @@ impl Pbx {
             epoch,
             requests: 0,
             parse_errors: 0,
+            calls: call::Calls::default(),
         }
     }
 
@@ -288,7 +312,18 @@ impl Pbx {
             banned_sources: self.guard.bans.len(),
             requests: self.requests,
             parse_errors: self.parse_errors,
+            active_calls: self.calls.active(),
         }
+    }
+
+    /// Calls in progress (ringing or answered).
+    pub fn active_calls(&self) -> usize {
+        self.calls.active()
+    }
+
+    /// The calls in progress, by engine call id.
+    pub fn calls(&self) -> Vec<CallView> {
+        self.call_views()
     }
 
     pub fn extension(&self, number: &str) -> Option<&Extension> {
@@ -346,6 +381,13 @@ impl Pbx {
             Command::ConnectionClosed(conn) => {
                 debug!(conn, "stream connection closed");
             }
+            Command::MediaOpened { call, ports } => self.media_opened(now, call, ports),
+            Command::MediaFailed { call } => self.media_failed(now, call),
+            Command::Hangup { call, status } => {
+                if !self.hangup(now, call, status) {
+                    debug!(call, "hangup for an unknown call");
+                }
+            }
         }
         self.drain_registrar(now);
     }
@@ -379,6 +421,8 @@ impl Pbx {
         self.registrar.handle_timeout(now);
         self.drain_registrar(now);
         self.run_qualify(now);
+        self.call_timeouts(now);
+        self.drain_tx(now);
         if now >= self.next_sweep {
             self.guard.sweep(now, self.cfg.auth_failure_window);
             self.next_sweep = now + Duration::from_secs(60);
@@ -391,6 +435,7 @@ impl Pbx {
             self.txs.poll_timeout(),
             self.registrar.poll_timeout(),
             self.qualify_queue.peek().map(|Reverse((t, _))| *t),
+            self.calls.poll_timeout(),
             Some(self.next_sweep),
         ]
         .into_iter()
@@ -430,20 +475,11 @@ impl Pbx {
             .handle_request(now, key, peer.proto.is_reliable(), peer)
         {
             ServerDisposition::New(tx) => self.dispatch(now, peer, tx, req),
-            ServerDisposition::CancelFor { cancel, .. } => {
-                // No INVITE handling yet: nothing to cancel.
-                self.respond(
-                    now,
-                    cancel,
-                    &req,
-                    481,
-                    "Call/Transaction Does Not Exist",
-                    &[],
-                );
+            ServerDisposition::CancelFor { cancel, invite } => {
+                self.handle_cancel(now, cancel, invite, &req);
             }
-            ServerDisposition::Retransmission(_)
-            | ServerDisposition::AckAbsorbed(_)
-            | ServerDisposition::AckNoTx => {}
+            ServerDisposition::AckNoTx => self.handle_ack(&req),
+            ServerDisposition::Retransmission(_) | ServerDisposition::AckAbsorbed(_) => {}
         }
         self.drain_tx(now);
     }
@@ -458,7 +494,14 @@ impl Pbx {
             return None;
         }
         // RFC 3261 §8.2.2.3: we support no option tags that a UAC could require.
-        let required: Vec<&str> = req.headers.get_all(&HeaderName::Require).collect();
+        // `timer` (RFC 4028) is understood: session timers pass through calls end to end.
+        let required: Vec<&str> = req
+            .headers
+            .get_all(&HeaderName::Require)
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("timer"))
+            .collect();
         if !required.is_empty() {
             return Some((
                 420,
@@ -531,21 +574,12 @@ impl Pbx {
                 ];
                 self.respond(now, tx, &req, 200, "OK", &extra);
             }
-            Method::Bye | Method::Cancel | Method::Info | Method::Update | Method::Prack => {
+            Method::Bye | Method::Info | Method::Update => self.in_dialog(now, peer, tx, req),
+            Method::Cancel | Method::Prack => {
                 self.respond(now, tx, &req, 481, "Call/Transaction Does Not Exist", &[]);
             }
             Method::Ack => {}
-            Method::Invite => {
-                // Call handling arrives with the calls work; say so plainly.
-                self.respond(
-                    now,
-                    tx,
-                    &req,
-                    501,
-                    "Not Implemented (calls are not enabled in this build)",
-                    &[(HeaderName::Allow, ALLOW.to_string())],
-                );
-            }
+            Method::Invite => self.handle_invite(now, peer, tx, req),
             Method::Subscribe => {
                 self.respond(
                     now,
@@ -766,7 +800,12 @@ impl Pbx {
             debug!(status = resp.status, "response matches no transaction");
             return;
         };
-        if matches!(disp, ClientDisposition::Absorbed) || resp.status < 200 {
+        if matches!(disp, ClientDisposition::Absorbed) {
+            self.drain_tx(now);
+            return;
+        }
+        if self.call_response(now, tx, disp, &resp) || resp.status < 200 {
+            self.drain_tx(now);
             return;
         }
         if let Some(probe) = self.probes.remove(&tx) {
@@ -966,24 +1005,30 @@ impl Pbx {
     }
 
     fn drain_tx(&mut self, now: Instant) {
-        while let Some(t) = self.txs.poll_transmit() {
-            self.out.push_back(Output::Transmit {
-                to: t.dest,
-                bytes: t.bytes,
-            });
-        }
-        while let Some(ev) = self.txs.poll_event() {
+        loop {
+            while let Some(t) = self.txs.poll_transmit() {
+                self.out.push_back(Output::Transmit {
+                    to: t.dest,
+                    bytes: t.bytes,
+                });
+            }
+            let Some(ev) = self.txs.poll_event() else {
+                break;
+            };
             match ev {
                 TxEvent::Timeout(tx) | TxEvent::TransportError(tx) => {
                     if let Some(probe) = self.probes.remove(&tx) {
                         self.probing.remove(&probe.binding);
                         self.qualify_result(now, probe.binding, QualifyStatus::Unreachable, None);
+                    } else {
+                        self.call_tx_failed(now, tx);
                     }
                 }
                 TxEvent::Terminated(tx, _) => {
                     if let Some(probe) = self.probes.remove(&tx) {
                         self.probing.remove(&probe.binding);
                     }
+                    self.call_tx_terminated(tx);
                 }
             }
         }

@@ -35,6 +35,7 @@ fn config() -> PbxConfig {
         local_tcp: Some("127.0.0.1:5060".parse().unwrap()),
         nonce_secret: [7; 32],
         nonce_lifetime: Duration::from_secs(300),
+        ring_timeout: super::engine::DEFAULT_RING_TIMEOUT,
     }
 }
 
@@ -65,6 +66,7 @@ impl Harness {
                 Output::Transmit { to, bytes } => self.sent.push((to, bytes)),
                 Output::Persist(p) => self.persisted.push(p),
                 Output::Event(e) => self.events.push(e),
+                Output::Media(_) | Output::Cdr(_) => {}
             }
         }
     }

@@ -1,4 +1,5 @@
-//! PBX logic (sans-IO): the extension directory, the registrar, later calls and presence.
+//! PBX logic (sans-IO): the extension directory, the registrar, calls (the B2BUA in
+//! [`engine::call`]), later presence.
 
 pub mod directory;
 pub mod engine;
@@ -7,5 +8,7 @@ pub mod registrar;
 
 pub use engine::Pbx;
 
+#[cfg(test)]
+mod call_tests;
 #[cfg(test)]
 mod engine_tests;

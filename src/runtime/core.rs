@@ -14,7 +14,7 @@ use tracing::{debug, error, warn};
 
 use super::sip_io::{self, ConnWriter, TcpSettings, WriteError};
 use crate::pbx::Pbx;
-use crate::pbx::engine::{Command, ContactView, Output, PbxEvent, PersistOp, Stats};
+use crate::pbx::engine::{Command, ContactView, MediaCommand, Output, PbxEvent, PersistOp, Stats};
 use crate::pbx::peer::{ConnId, Peer, Proto};
 use crate::store::BindingOp;
 
@@ -233,8 +233,22 @@ impl Core {
         pending: &mut HashMap<SocketAddr, Vec<Bytes>>,
         outbox: &mut Vec<(Peer, Bytes)>,
     ) {
-        while let Some(out) = self.pbx.poll_output() {
+        let mut no_media: Vec<u64> = Vec::new();
+        loop {
+            // The media relay is not wired to the engine yet: calls are refused with 503.
+            for call in no_media.drain(..) {
+                self.pbx
+                    .handle_command(Instant::now(), Command::MediaFailed { call });
+            }
+            let Some(out) = self.pbx.poll_output() else {
+                break;
+            };
             match out {
+                Output::Media(MediaCommand::Open { call, .. }) => no_media.push(call),
+                Output::Media(_) => {}
+                Output::Cdr(record) => {
+                    tracing::info!(call_id = %record.call_id, from = %record.from, to = %record.to, disposition = record.disposition.as_str(), cause = record.hangup_cause, "call record");
+                }
                 Output::Transmit { to, bytes } => match to.proto {
                     Proto::Udp => outbox.push((to, bytes)),
                     Proto::Tcp => self.send_stream(to, bytes, conns, pending),

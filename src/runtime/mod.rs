@@ -170,6 +170,7 @@ impl Server {
             local_tcp: tcp_addr.map(|a| SocketAddr::new(adv, a.port())),
             nonce_secret,
             nonce_lifetime: cfg.registrar.nonce_lifetime(),
+            ring_timeout: crate::pbx::engine::DEFAULT_RING_TIMEOUT,
         };
         let mut pbx = Pbx::new(pcfg, epoch);
         pbx.handle_command(now, Command::LoadDirectory(extensions));

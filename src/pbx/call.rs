@@ -1,0 +1,1816 @@
+//! The B2BUA call state machine (sans-IO), a part of the [`Pbx`] engine.
+//!
+//! One call = one A-leg dialog (the caller's INVITE, answered by Dialtone) and one B-leg
+//! dialog per forked branch (a new Call-ID, From tag and branch per contact of the callee).
+//! Media goes through the relay: the engine asks for relay ports with
+//! [`Output::Media`]`(`[`MediaCommand::Open`]`)` and waits for
+//! [`Command::MediaOpened`](super::Command::MediaOpened) (or `MediaFailed` → 503) before it
+//! forks. Every SDP crossing Dialtone is rewritten to the relay ports of the side it goes to.
+//!
+//! Flow: INVITE → 100 Trying → 407 challenge (Proxy-Authenticate) → authenticated → route
+//! (404 unknown, 480 not registered, 483 Max-Forwards 0, 488 no common codec) → `Open` →
+//! `MediaOpened` → one INVITE per binding. 180/183 are relayed to A (183 SDP rewritten); the
+//! first 2xx wins (ACKed on B, other branches CANCELled, 200 to A retransmitted until A's ACK);
+//! all branches failed → the best final status (486 if any branch was busy); a 6xx stops the
+//! search; the ring timeout CANCELs every branch and answers 480. CANCEL from A → 200, 487,
+//! CANCEL to every branch. In-dialog BYE ends both legs; re-INVITE, UPDATE and INFO are relayed
+//! to the other leg (SDP rewritten, hold reported with [`MediaCommand::SetHold`]). When a call
+//! ends, a [`CallRecord`] is emitted as [`Output::Cdr`].
+
+use std::cmp::Reverse;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tracing::{debug, info};
+
+use super::{Output, Pbx};
+use crate::pbx::peer::{Peer, Proto};
+use crate::sdp::{
+    LocalOrigin, SessionDescription, check_answer, filter_offer, is_hold, rewrite_for_relay,
+};
+use crate::sip::auth::{AuthError, Credentials, Secret};
+use crate::sip::transaction::{ClientDisposition, TxId, TxKey, TxMethod};
+use crate::sip::{HeaderName, Method, NameAddr, Request, Response, Uri};
+
+/// Which leg of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Leg {
+    /// The caller's side.
+    A,
+    /// The callee's side.
+    B,
+}
+
+/// Relay ports of a call, one per m= line of the caller's offer, for each leg (the port the
+/// phone of that leg sends to).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaPorts {
+    pub a: Vec<u16>,
+    pub b: Vec<u16>,
+}
+
+/// What the engine asks of the media relay.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaCommand {
+    /// Allocate relay ports for `streams` m= lines per leg; answer with
+    /// `Command::MediaOpened { call, ports }` or `Command::MediaFailed { call }`.
+    Open { call: u64, streams: usize },
+    /// The SDP a phone of `leg` sent (where its media is, which codecs).
+    SetRemote {
+        call: u64,
+        leg: Leg,
+        sdp: Box<SessionDescription>,
+    },
+    /// `leg` put the call on hold (sendonly/inactive) or resumed it.
+    SetHold { call: u64, leg: Leg, hold: bool },
+    /// Release the call's ports.
+    Close { call: u64 },
+}
+
+/// How a call ended (Asterisk CDR dispositions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    Answered,
+    NoAnswer,
+    Busy,
+    Failed,
+    Cancelled,
+}
+
+impl Disposition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Answered => "ANSWERED",
+            Disposition::NoAnswer => "NO ANSWER",
+            Disposition::Busy => "BUSY",
+            Disposition::Failed => "FAILED",
+            Disposition::Cancelled => "CANCELLED",
+        }
+    }
+}
+
+/// Who ended the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HungUpBy {
+    Caller,
+    Callee,
+    /// Dialtone (ring timeout, routing failure, media failure).
+    System,
+}
+
+/// One finished call, for the CDR store. Times are unix milliseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRecord {
+    /// The A-leg Call-ID.
+    pub call_id: String,
+    /// Caller extension (the authenticated user).
+    pub from: String,
+    /// Dialled number.
+    pub to: String,
+    pub start: u64,
+    pub answer: Option<u64>,
+    pub end: u64,
+    pub disposition: Disposition,
+    /// SIP status: the final response to the caller's INVITE, or 200 for an answered call.
+    pub hangup_cause: u16,
+    pub hung_up_by: HungUpBy,
+}
+
+/// One call in progress (API view). Times are unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallView {
+    /// Engine call id (as in [`MediaCommand`]s and `Command::Hangup`).
+    pub id: u64,
+    /// The A-leg Call-ID.
+    pub call_id: String,
+    pub from: String,
+    pub to: String,
+    pub answered: bool,
+    pub start: u64,
+    pub answer: Option<u64>,
+}
+
+/// Default ring timeout (`Dial(PJSIP/101,30)`).
+pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for `MediaOpened`.
+    Media,
+    Ringing,
+    Answered,
+}
+
+#[derive(Debug)]
+struct Branch {
+    peer: Peer,
+    tx: Option<TxId>,
+    /// The INVITE sent (for CANCEL and ACK).
+    invite: Request,
+    call_id: String,
+    /// The callee's To tag once a response carried one.
+    to_tag: Option<String>,
+    /// Final status once done.
+    final_status: Option<u16>,
+    got_provisional: bool,
+    cancelled: bool,
+}
+
+/// The A leg: the dialog Dialtone answers.
+#[derive(Debug)]
+struct ALeg {
+    peer: Peer,
+    tx: TxId,
+    invite: Request,
+    call_id: String,
+    /// Dialtone's To tag.
+    local_tag: String,
+    /// The caller's Contact URI (remote target).
+    target: String,
+    cseq: u32,
+}
+
+/// The B leg once answered.
+#[derive(Debug)]
+struct BLeg {
+    peer: Peer,
+    call_id: String,
+    /// Our From (with our tag) and their To (with their tag), as sent in requests.
+    from: String,
+    to: String,
+    target: String,
+    cseq: u32,
+}
+
+/// A 2xx being retransmitted: bytes, next send, current interval, give-up instant.
+#[derive(Debug, Clone)]
+struct Retx {
+    bytes: Bytes,
+    next: Instant,
+    interval: Duration,
+    give_up: Instant,
+}
+
+fn leg_index(leg: Leg) -> usize {
+    match leg {
+        Leg::A => 0,
+        Leg::B => 1,
+    }
+}
+
+#[derive(Debug)]
+struct Call {
+    phase: Phase,
+    a: ALeg,
+    branches: Vec<Branch>,
+    b: Option<BLeg>,
+    a_offer: SessionDescription,
+    b_offer: Option<SessionDescription>,
+    ports: Option<MediaPorts>,
+    a_origin: LocalOrigin,
+    b_origin: LocalOrigin,
+    caller: String,
+    callee: String,
+    ring_deadline: Instant,
+    /// The 2xx to A and its retransmission state (next, interval) until A's ACK.
+    /// Per leg (A, B): a 2xx to an INVITE from that leg, re-sent until its ACK
+    /// (RFC 3261 §13.3.1.4).
+    retx: [Option<Retx>; 2],
+    start: u64,
+    answer: Option<u64>,
+    /// A relayed offer (re-INVITE/UPDATE with SDP) awaits its answer.
+    offer_pending: bool,
+}
+
+/// What a client transaction of ours belongs to.
+#[derive(Debug)]
+enum ClientRole {
+    Branch {
+        call: u64,
+        index: usize,
+    },
+    /// A relayed in-dialog request: the server transaction it answers.
+    Relay(Box<Relay>),
+    /// BYE or CANCEL: the answer is not awaited.
+    Fire,
+}
+
+/// A relayed in-dialog request awaiting the other leg's answer.
+#[derive(Debug)]
+struct Relay {
+    call: u64,
+    from: Leg,
+    server: TxId,
+    request: Request,
+    sent: Request,
+}
+
+/// Calls state, owned by [`Pbx`].
+#[derive(Debug, Default)]
+pub(super) struct Calls {
+    calls: HashMap<u64, Call>,
+    /// Call-ID → (call, leg).
+    dialogs: HashMap<String, (u64, Leg)>,
+    /// A-leg INVITE server transaction → call.
+    by_invite: HashMap<TxId, u64>,
+    clients: HashMap<TxId, ClientRole>,
+    /// INVITE client transactions of calls that ended while they were pending: their final
+    /// response must still be ACKed (and a late 2xx hung up).
+    orphans: HashMap<TxId, (Request, Peer)>,
+    /// CANCELs waiting for a provisional response of the INVITE transaction they cancel.
+    pending_cancel: HashMap<TxId, (Request, Peer)>,
+    timers: std::collections::BinaryHeap<Reverse<(Instant, u64)>>,
+    next_id: u64,
+}
+
+impl Calls {
+    pub(super) fn active(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, _))| *t)
+    }
+}
+
+fn warning(text: &str) -> (HeaderName, String) {
+    (
+        HeaderName::Warning,
+        format!("399 dialtone \"{}\"", text.replace('"', "'")),
+    )
+}
+
+fn with_tag(na: &str, tag: &str) -> String {
+    match NameAddr::parse(na) {
+        Ok(mut n) => {
+            if n.tag().is_none() {
+                n.set_param("tag", Some(tag.to_owned()));
+            }
+            n.to_string()
+        }
+        Err(_) => format!("{na};tag={tag}"),
+    }
+}
+
+fn contact_uri(headers_contact: Option<&str>) -> Option<String> {
+    let c = headers_contact?;
+    NameAddr::parse(c).ok().map(|n| n.uri.to_string())
+}
+
+impl Pbx {
+    fn relay_ip(&self, peer: Peer) -> IpAddr {
+        let ip = self.cfg.local_udp.ip();
+        if ip.is_unspecified() {
+            super::target_local_guess(peer.addr)
+        } else {
+            ip
+        }
+    }
+
+    fn local_addr_for(&self, peer: Peer) -> (String, u16, &'static str) {
+        let local = match peer.proto {
+            Proto::Tcp => self.cfg.local_tcp.unwrap_or(self.cfg.local_udp),
+            Proto::Udp => self.cfg.local_udp,
+        };
+        (
+            super::fmt_host(self.relay_ip(peer)),
+            local.port(),
+            peer.proto.via_name(),
+        )
+    }
+
+    fn new_branch(&mut self) -> String {
+        self.branch_seq += 1;
+        format!("z9hG4bK-dt{:x}", self.branch_seq)
+    }
+
+    fn emit_media(&mut self, cmd: MediaCommand) {
+        self.out.push_back(Output::Media(cmd));
+    }
+
+    // ------------------------------------------------------------- requests in
+
+    /// An INVITE on a new server transaction (precheck passed).
+    pub(super) fn handle_invite(&mut self, now: Instant, peer: Peer, tx: TxId, req: Request) {
+        let trying = self.build_response_with_tag(&req, 100, "Trying", &[], None, None);
+        let _ = self.txs.respond(now, tx, 100, trying);
+        if self.is_own_request(&req) {
+            // Our own B-leg INVITE came back (a contact that points at Dialtone): a loop.
+            self.respond(now, tx, &req, 482, "Loop Detected", &[]);
+            return;
+        }
+        let has_to_tag = req.to().is_some_and(|t| t.tag().is_some());
+        if has_to_tag
+            && req
+                .call_id()
+                .is_some_and(|c| self.calls.dialogs.contains_key(c))
+        {
+            // A re-INVITE in a known dialog: not challenged again.
+            self.in_dialog(now, peer, tx, req);
+            return;
+        }
+        // Authentication (RFC 3261 §22.3: 407 + Proxy-Authenticate). An INVITE for a dialog
+        // that does not exist is challenged like any other before it learns that (481).
+        let Some(caller) = self.authenticate_invite(now, peer, tx, &req) else {
+            return;
+        };
+        if has_to_tag {
+            self.respond(now, tx, &req, 481, "Call/Transaction Does Not Exist", &[]);
+            return;
+        }
+        if req.max_forwards() == Some(0) {
+            self.respond(now, tx, &req, 483, "Too Many Hops", &[]);
+            return;
+        }
+        let callee = req.uri.user.clone().unwrap_or_default();
+        let Some(ext) = self.directory.get(&callee).filter(|e| e.enabled) else {
+            self.respond(now, tx, &req, 404, "Not Found", &[]);
+            return;
+        };
+        let codecs = if ext.codecs.is_empty() {
+            super::super::directory::DEFAULT_CODECS
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        } else {
+            ext.codecs.clone()
+        };
+        if callee == caller {
+            self.respond(now, tx, &req, 482, "Loop Detected", &[]);
+            return;
+        }
+        if self.registrar.bindings_of(&callee).is_empty() {
+            self.respond(now, tx, &req, 480, "Temporarily Unavailable", &[]);
+            return;
+        }
+        if req.body.is_empty() {
+            self.respond(
+                now,
+                tx,
+                &req,
+                488,
+                "Not Acceptable Here",
+                &[warning("an INVITE without an SDP offer is not supported")],
+            );
+            return;
+        }
+        let a_offer = match SessionDescription::parse(&req.body) {
+            Ok(s) => s,
+            Err(e) => {
+                self.respond(
+                    now,
+                    tx,
+                    &req,
+                    400,
+                    "Bad Request (SDP)",
+                    &[warning(&e.to_string())],
+                );
+                return;
+            }
+        };
+        let b_offer = match filter_offer(&a_offer, &codecs) {
+            Ok(s) => s,
+            Err(e) => {
+                let w = (HeaderName::Warning, e.warning_value("dialtone"));
+                self.respond(now, tx, &req, e.status(), "Not Acceptable Here", &[w]);
+                return;
+            }
+        };
+        let Some(call_id) = req.call_id().map(str::to_owned) else {
+            self.respond(now, tx, &req, 400, "Bad Request", &[]);
+            return;
+        };
+        self.calls.next_id += 1;
+        let id = self.calls.next_id;
+        let local_tag = self.new_tag();
+        let target = contact_uri(req.headers.get(&HeaderName::Contact))
+            .unwrap_or_else(|| format!("sip:{}", peer.addr));
+        let streams = a_offer.media.len();
+        let origin_seed = self.tag_seq ^ id;
+        let call = Call {
+            phase: Phase::Media,
+            a: ALeg {
+                peer,
+                tx,
+                invite: req,
+                call_id: call_id.clone(),
+                local_tag,
+                target,
+                cseq: 1,
+            },
+            branches: Vec::new(),
+            b: None,
+            a_offer,
+            b_offer: Some(b_offer),
+            ports: None,
+            a_origin: LocalOrigin::new(origin_seed & 0xffff_ffff),
+            b_origin: LocalOrigin::new((origin_seed >> 16) & 0xffff_ffff),
+            caller,
+            callee,
+            ring_deadline: now + self.cfg.ring_timeout,
+            retx: [None, None],
+            start: self.unix_ms(now),
+            answer: None,
+            offer_pending: false,
+        };
+        info!(call = id, caller = %call.caller, callee = %call.callee, "new call");
+        self.calls.calls.insert(id, call);
+        self.calls.dialogs.insert(call_id, (id, Leg::A));
+        self.calls.by_invite.insert(tx, id);
+        // The ring timeout also bounds the wait for the relay.
+        self.calls
+            .timers
+            .push(Reverse((now + self.cfg.ring_timeout, id)));
+        self.emit_media(MediaCommand::Open { call: id, streams });
+    }
+
+    /// A Via of this request was put there by Dialtone (its branch prefix and address).
+    fn is_own_request(&self, req: &Request) -> bool {
+        let ports = [
+            Some(self.cfg.local_udp.port()),
+            self.cfg.local_tcp.map(|a| a.port()),
+        ];
+        req.headers.get_all(&HeaderName::Via).any(|v| {
+            crate::sip::Via::parse(v).is_ok_and(|via| {
+                via.branch().is_some_and(|b| b.starts_with("z9hG4bK-dt"))
+                    && via.port.is_some_and(|p| ports.contains(&Some(p)))
+                    && via
+                        .host
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<IpAddr>()
+                        .is_ok_and(|ip| ip == self.relay_ip(Peer::udp(self.cfg.local_udp)))
+            })
+        })
+    }
+
+    /// Digest check of an INVITE; the caller's extension number when it passes.
+    fn authenticate_invite(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        tx: TxId,
+        req: &Request,
+    ) -> Option<String> {
+        let Some(value) = req.headers.get(&HeaderName::ProxyAuthorization) else {
+            self.proxy_challenge(now, peer, tx, req, false);
+            return None;
+        };
+        let creds = match Credentials::parse(value) {
+            Ok(c) => c,
+            Err(AuthError::UnsupportedScheme { .. }) => {
+                self.proxy_challenge(now, peer, tx, req, false);
+                return None;
+            }
+            Err(e) => {
+                self.respond(
+                    now,
+                    tx,
+                    req,
+                    e.status(),
+                    "Bad Request (malformed Proxy-Authorization)",
+                    &[],
+                );
+                return None;
+            }
+        };
+        let directory = &self.directory;
+        let verified = self.digest.verify(
+            self.unix_ms(now),
+            "INVITE",
+            &creds,
+            |user| {
+                directory
+                    .get(user)
+                    .filter(|e| e.enabled)
+                    .map(|e| Secret::Plain(e.secret.as_str()))
+            },
+            Some(peer.addr.ip()),
+        );
+        match verified {
+            Ok(v) => {
+                self.guard.succeed(peer.addr.ip());
+                Some(v.username.to_string())
+            }
+            Err(e) if e.wants_challenge() => {
+                let stale = e.stale();
+                self.proxy_challenge(now, peer, tx, req, stale);
+                None
+            }
+            Err(e) => {
+                let status = e.status();
+                let user = creds.username.to_string();
+                if status == 403 {
+                    self.auth_failed(now, peer, &user);
+                    self.respond(now, tx, req, 403, "Forbidden", &[]);
+                } else {
+                    self.respond(now, tx, req, status, "Bad Request", &[]);
+                }
+                None
+            }
+        }
+    }
+
+    fn proxy_challenge(&mut self, now: Instant, peer: Peer, tx: TxId, req: &Request, stale: bool) {
+        let extra: Vec<(HeaderName, String)> = self
+            .digest
+            .challenge(self.unix_ms(now), stale, Some(peer.addr.ip()))
+            .into_iter()
+            .map(|v| (HeaderName::ProxyAuthenticate, v))
+            .collect();
+        self.respond(now, tx, req, 407, "Proxy Authentication Required", &extra);
+    }
+
+    /// The relay answered `MediaCommand::Open`: fork.
+    pub(super) fn media_opened(&mut self, now: Instant, id: u64, ports: MediaPorts) {
+        let Some(call) = self.calls.calls.get_mut(&id) else {
+            self.emit_media(MediaCommand::Close { call: id });
+            return;
+        };
+        if call.phase != Phase::Media {
+            return;
+        }
+        call.phase = Phase::Ringing;
+        let a_offer = call.a_offer.clone();
+        let callee = call.callee.clone();
+        let caller = call.caller.clone();
+        let mf = call.a.invite.max_forwards().unwrap_or(70).saturating_sub(1);
+        let mut b_offer = call.b_offer.take().unwrap_or_else(|| a_offer.clone());
+        let a_peer = call.a.peer;
+        let mut b_origin = call.b_origin;
+        let relay_ip = self.relay_ip(a_peer);
+        if let Err(e) = rewrite_for_relay(&mut b_offer, relay_ip, &ports.b, &mut b_origin, false) {
+            debug!(call = id, error = %e, "relay rewrite failed");
+            self.fail_call(now, id, 500, "Server Internal Error", HungUpBy::System);
+            return;
+        }
+        let call = self.calls.calls.get_mut(&id).expect("checked above");
+        call.b_origin = b_origin;
+        call.ports = Some(ports);
+        call.b_offer = Some(b_offer.clone());
+        self.emit_media(MediaCommand::SetRemote {
+            call: id,
+            leg: Leg::A,
+            sdp: Box::new(a_offer),
+        });
+        let body = Bytes::from(b_offer.print());
+        let timer_headers = self
+            .calls
+            .calls
+            .get(&id)
+            .map(|c| request_timer_headers(&c.a.invite.headers))
+            .unwrap_or_default();
+        let display = self
+            .directory
+            .get(&caller)
+            .map(|e| e.name.replace('"', ""))
+            .unwrap_or_default();
+        let targets: Vec<(String, Peer)> = self
+            .registrar
+            .bindings_of(&callee)
+            .iter()
+            .map(|b| (b.contact.clone(), b.source))
+            .collect();
+        for (contact, peer) in targets {
+            let Ok(uri) = Uri::parse(&contact) else {
+                continue;
+            };
+            let (host, port, proto) = self.local_addr_for(peer);
+            let branch = self.new_branch();
+            let tag = self.new_tag();
+            let call_id = format!("{branch}@{host}");
+            let mut r = Request::new(Method::Invite, uri);
+            let h = &mut r.headers;
+            h.push(
+                HeaderName::Via,
+                format!("SIP/2.0/{proto} {host}:{port};branch={branch};rport"),
+            );
+            h.push(HeaderName::MaxForwards, mf.to_string());
+            h.push(
+                HeaderName::From,
+                format!("\"{display}\" <sip:{caller}@{host}>;tag={tag}"),
+            );
+            h.push(HeaderName::To, format!("<sip:{callee}@{host}>"));
+            h.push(HeaderName::CallId, call_id.clone());
+            h.push(HeaderName::CSeq, "1 INVITE");
+            h.push(HeaderName::Contact, format!("<sip:{caller}@{host}:{port}>"));
+            h.push(HeaderName::Allow, super::ALLOW);
+            h.push(HeaderName::UserAgent, self.cfg.user_agent.clone());
+            h.push(HeaderName::ContentType, "application/sdp");
+            for (name, value) in &timer_headers {
+                h.push(name.clone(), value.clone());
+            }
+            r.body = body.clone();
+            let bytes = r.to_bytes();
+            let key = TxKey::client(branch, TxMethod::Invite);
+            let tx = self
+                .txs
+                .send_request(now, key, peer, peer.proto.is_reliable(), bytes)
+                .ok();
+            let Some(call) = self.calls.calls.get_mut(&id) else {
+                return;
+            };
+            let index = call.branches.len();
+            call.branches.push(Branch {
+                peer,
+                tx,
+                invite: r,
+                call_id: call_id.clone(),
+                to_tag: None,
+                final_status: None,
+                got_provisional: false,
+                cancelled: false,
+            });
+            self.calls.dialogs.insert(call_id, (id, Leg::B));
+            if let Some(tx) = tx {
+                self.calls
+                    .clients
+                    .insert(tx, ClientRole::Branch { call: id, index });
+            }
+        }
+        if self
+            .calls
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.branches.is_empty())
+        {
+            self.fail_call(now, id, 480, "Temporarily Unavailable", HungUpBy::System);
+            return;
+        }
+
+        self.drain_tx(now);
+    }
+
+    /// Hang up a call from outside (API, media timeout): a ringing call is cancelled (its
+    /// caller gets `status`, 480 by default), an answered one gets BYE on both legs. Returns
+    /// false for an unknown call.
+    pub(super) fn hangup(&mut self, now: Instant, id: u64, status: Option<u16>) -> bool {
+        let Some(call) = self.calls.calls.get(&id) else {
+            return false;
+        };
+        if call.phase == Phase::Answered {
+            self.send_bye(now, id, Leg::A);
+            self.send_bye(now, id, Leg::B);
+            self.end_call(
+                now,
+                id,
+                Disposition::Answered,
+                status.unwrap_or(200),
+                HungUpBy::System,
+            );
+        } else {
+            let status = status.filter(|s| (300..700).contains(s)).unwrap_or(480);
+            let reason = Response::default_reason(status);
+            self.fail_call(now, id, status, reason, HungUpBy::System);
+        }
+        true
+    }
+
+    /// Calls in progress, for the API.
+    pub(super) fn call_views(&self) -> Vec<CallView> {
+        let mut v: Vec<CallView> = self
+            .calls
+            .calls
+            .iter()
+            .map(|(&id, c)| CallView {
+                id,
+                call_id: c.a.call_id.clone(),
+                from: c.caller.clone(),
+                to: c.callee.clone(),
+                answered: c.phase == Phase::Answered,
+                start: c.start,
+                answer: c.answer,
+            })
+            .collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    /// The relay could not open ports (exhausted): 503.
+    pub(super) fn media_failed(&mut self, now: Instant, id: u64) {
+        if self
+            .calls
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.phase == Phase::Media)
+        {
+            self.fail_call(
+                now,
+                id,
+                503,
+                "Service Unavailable (no media ports)",
+                HungUpBy::System,
+            );
+        }
+    }
+
+    /// CANCEL for an INVITE server transaction (`invite` = None: no match → 481).
+    pub(super) fn handle_cancel(
+        &mut self,
+        now: Instant,
+        cancel: TxId,
+        invite: Option<TxId>,
+        req: &Request,
+    ) {
+        let Some(id) = invite.and_then(|i| self.calls.by_invite.get(&i).copied()) else {
+            self.respond(
+                now,
+                cancel,
+                req,
+                481,
+                "Call/Transaction Does Not Exist",
+                &[],
+            );
+            return;
+        };
+        self.respond(now, cancel, req, 200, "OK", &[]);
+        let ringing = self
+            .calls
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.phase != Phase::Answered);
+        if ringing {
+            self.fail_call(now, id, 487, "Request Terminated", HungUpBy::Caller);
+        }
+    }
+
+    /// An ACK that no transaction absorbed: the ACK for a 2xx.
+    pub(super) fn handle_ack(&mut self, req: &Request) {
+        let Some(&(id, leg)) = req.call_id().and_then(|c| self.calls.dialogs.get(c)) else {
+            return;
+        };
+        if let Some(call) = self.calls.calls.get_mut(&id) {
+            call.retx[leg_index(leg)] = None;
+        }
+    }
+
+    /// BYE, re-INVITE, UPDATE, INFO inside a dialog (not challenged).
+    pub(super) fn in_dialog(&mut self, now: Instant, peer: Peer, tx: TxId, req: Request) {
+        let found = req
+            .call_id()
+            .and_then(|c| self.calls.dialogs.get(c).copied());
+        let Some((id, leg)) = found else {
+            self.respond(now, tx, &req, 481, "Call/Transaction Does Not Exist", &[]);
+            return;
+        };
+        // The dialog must match: the remote tag (the request's From tag) and, for B, the
+        // answered branch (RFC 3261 §12.2.2).
+        let from_tag = req.from().and_then(|f| f.tag().map(str::to_owned));
+        let answered = self.calls.calls.get(&id).is_some_and(|c| {
+            c.phase == Phase::Answered
+                && match leg {
+                    Leg::A => {
+                        from_tag.is_some()
+                            && from_tag
+                                == c.a.invite.from().and_then(|f| f.tag().map(str::to_owned))
+                    }
+                    Leg::B => c.b.as_ref().is_some_and(|b| {
+                        Some(b.call_id.as_str()) == req.call_id()
+                            && from_tag.is_some()
+                            && NameAddr::parse(&b.to)
+                                .ok()
+                                .is_some_and(|n| n.tag() == from_tag.as_deref())
+                    }),
+                }
+        });
+        if !answered {
+            // BYE/requests on a branch that lost, before the answer, or from a stranger.
+            self.respond(now, tx, &req, 481, "Call/Transaction Does Not Exist", &[]);
+            return;
+        }
+        debug!(call = id, %peer, method = %req.method, "in-dialog request");
+        match req.method {
+            Method::Bye => {
+                self.respond(now, tx, &req, 200, "OK", &[]);
+                self.send_bye(now, id, other(leg));
+                let by = if leg == Leg::A {
+                    HungUpBy::Caller
+                } else {
+                    HungUpBy::Callee
+                };
+                self.end_call(now, id, Disposition::Answered, 200, by);
+            }
+            _ => self.relay_in_dialog(now, id, leg, tx, req),
+        }
+    }
+
+    fn relay_in_dialog(&mut self, now: Instant, id: u64, from: Leg, server: TxId, req: Request) {
+        let to = other(from);
+        let is_offer =
+            matches!(req.method, Method::Invite | Method::Update) && !req.body.is_empty();
+        if is_offer && self.calls.calls.get(&id).is_some_and(|c| c.offer_pending) {
+            // Glare (RFC 3261 §14.2, RFC 3311 §5.2): one offer at a time.
+            self.respond(now, server, &req, 491, "Request Pending", &[]);
+            return;
+        }
+        // SDP: rewrite to the relay ports of the receiving leg.
+        let mut body = req.body.clone();
+        if !req.body.is_empty() {
+            match SessionDescription::parse(&req.body) {
+                Ok(sdp) => {
+                    let hold = sdp.audio().is_some_and(|m| is_hold(m, &sdp));
+                    self.emit_media(MediaCommand::SetRemote {
+                        call: id,
+                        leg: from,
+                        sdp: Box::new(sdp.clone()),
+                    });
+                    self.emit_media(MediaCommand::SetHold {
+                        call: id,
+                        leg: from,
+                        hold,
+                    });
+                    match self.rewrite_for(id, to, sdp) {
+                        Some(b) => body = b,
+                        None => {
+                            self.respond(now, server, &req, 500, "Server Internal Error", &[]);
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.respond(
+                        now,
+                        server,
+                        &req,
+                        400,
+                        "Bad Request (SDP)",
+                        &[warning(&e.to_string())],
+                    );
+                    return;
+                }
+            }
+        }
+        let Some(mut sent) = self.dialog_request(id, to, req.method.clone()) else {
+            self.respond(
+                now,
+                server,
+                &req,
+                481,
+                "Call/Transaction Does Not Exist",
+                &[],
+            );
+            return;
+        };
+        if let Some(ct) = req.content_type() {
+            sent.headers.push(HeaderName::ContentType, ct.to_owned());
+        }
+        for (name, value) in request_timer_headers(&req.headers) {
+            sent.headers.push(name, value);
+        }
+        sent.body = body;
+        let Some((peer, key)) = self.leg_peer(id, to).zip(branch_key(&sent)) else {
+            return;
+        };
+        let bytes = sent.to_bytes();
+        match self
+            .txs
+            .send_request(now, key, peer, peer.proto.is_reliable(), bytes)
+        {
+            Ok(tx) => {
+                if is_offer && let Some(c) = self.calls.calls.get_mut(&id) {
+                    c.offer_pending = true;
+                }
+                self.calls.clients.insert(
+                    tx,
+                    ClientRole::Relay(Box::new(Relay {
+                        call: id,
+                        from,
+                        server,
+                        request: req,
+                        sent,
+                    })),
+                );
+            }
+            Err(e) => {
+                debug!(error = %e, "relay not sent");
+                self.respond(now, server, &req, 500, "Server Internal Error", &[]);
+            }
+        }
+        self.drain_tx(now);
+    }
+
+    /// Rewrite an SDP for `to` with that leg's relay ports (bumping our version).
+    fn rewrite_for(&mut self, id: u64, to: Leg, mut sdp: SessionDescription) -> Option<Bytes> {
+        let call = self.calls.calls.get(&id)?;
+        let peer = call.a.peer;
+        let ports = call.ports.as_ref()?;
+        let ports = match to {
+            Leg::A => ports.a.clone(),
+            Leg::B => ports.b.clone(),
+        };
+        let ip = self.relay_ip(peer);
+        let call = self.calls.calls.get_mut(&id)?;
+        let origin = match to {
+            Leg::A => &mut call.a_origin,
+            Leg::B => &mut call.b_origin,
+        };
+        let bump = call.answer.is_some();
+        rewrite_for_relay(&mut sdp, ip, &ports, origin, bump).ok()?;
+        Some(Bytes::from(sdp.print()))
+    }
+
+    fn leg_peer(&self, id: u64, leg: Leg) -> Option<Peer> {
+        let call = self.calls.calls.get(&id)?;
+        match leg {
+            Leg::A => Some(call.a.peer),
+            Leg::B => call.b.as_ref().map(|b| b.peer),
+        }
+    }
+
+    /// A new request inside the `leg` dialog (Via, From, To, Call-ID, CSeq, Contact filled).
+    fn dialog_request(&mut self, id: u64, leg: Leg, method: Method) -> Option<Request> {
+        let branch = self.new_branch();
+        let call = self.calls.calls.get(&id)?;
+        let peer = self.leg_peer(id, leg)?;
+        let (host, port, proto) = self.local_addr_for(peer);
+        let (target, from, to, call_id, cseq, user) = match leg {
+            Leg::A => {
+                let a = &call.a;
+                let from = with_tag(a.invite.headers.get(&HeaderName::To)?, &a.local_tag);
+                let to = a.invite.headers.get(&HeaderName::From)?.to_owned();
+                (
+                    a.target.clone(),
+                    from,
+                    to,
+                    a.call_id.clone(),
+                    a.cseq + 1,
+                    call.callee.clone(),
+                )
+            }
+            Leg::B => {
+                let b = call.b.as_ref()?;
+                (
+                    b.target.clone(),
+                    b.from.clone(),
+                    b.to.clone(),
+                    b.call_id.clone(),
+                    b.cseq + 1,
+                    call.caller.clone(),
+                )
+            }
+        };
+        let uri = Uri::parse(&target).ok()?;
+        let mut r = Request::new(method.clone(), uri);
+        let h = &mut r.headers;
+        h.push(
+            HeaderName::Via,
+            format!("SIP/2.0/{proto} {host}:{port};branch={branch};rport"),
+        );
+        h.push(HeaderName::MaxForwards, "70");
+        h.push(HeaderName::From, from);
+        h.push(HeaderName::To, to);
+        h.push(HeaderName::CallId, call_id);
+        h.push(HeaderName::CSeq, format!("{cseq} {method}"));
+        h.push(HeaderName::Contact, format!("<sip:{user}@{host}:{port}>"));
+        h.push(HeaderName::UserAgent, self.cfg.user_agent.clone());
+        let call = self.calls.calls.get_mut(&id)?;
+        match leg {
+            Leg::A => call.a.cseq = cseq,
+            Leg::B => {
+                if let Some(b) = call.b.as_mut() {
+                    b.cseq = cseq;
+                }
+            }
+        }
+        Some(r)
+    }
+
+    fn send_bye(&mut self, now: Instant, id: u64, leg: Leg) {
+        let Some(bye) = self.dialog_request(id, leg, Method::Bye) else {
+            return;
+        };
+        let Some((peer, key)) = self.leg_peer(id, leg).zip(branch_key(&bye)) else {
+            return;
+        };
+        if let Ok(tx) =
+            self.txs
+                .send_request(now, key, peer, peer.proto.is_reliable(), bye.to_bytes())
+        {
+            self.calls.clients.insert(tx, ClientRole::Fire);
+        }
+        self.drain_tx(now);
+    }
+
+    // ------------------------------------------------------------- responses in
+
+    /// A response matched to a client transaction of ours. Returns false if it is not a call's.
+    pub(super) fn call_response(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        disp: ClientDisposition,
+        resp: &Response,
+    ) -> bool {
+        if !self.calls.pending_cancel.is_empty()
+            && let Some((cancel, peer)) = self.calls.pending_cancel.remove(&tx)
+            && resp.status < 200
+        {
+            self.send_cancels(now, vec![(peer, cancel)]);
+        }
+        let Some(role) = self.calls.clients.get(&tx) else {
+            return false;
+        };
+        match *role {
+            ClientRole::Fire => {
+                if resp.status >= 200 {
+                    self.calls.clients.remove(&tx);
+                }
+            }
+            ClientRole::Branch { call, index } => {
+                self.branch_response(now, tx, disp, call, index, resp)
+            }
+            ClientRole::Relay(_) => {
+                if resp.status < 200 {
+                    return true;
+                }
+                let Some(ClientRole::Relay(relay)) = self.calls.clients.remove(&tx) else {
+                    return true;
+                };
+                let Relay {
+                    call,
+                    from,
+                    server,
+                    request,
+                    sent,
+                } = *relay;
+                if let Some(c) = self.calls.calls.get_mut(&call)
+                    && !sent.body.is_empty()
+                {
+                    c.offer_pending = false;
+                }
+                if disp == ClientDisposition::PassToTuThenAck {
+                    let ack = build_ack(&sent, resp, None);
+                    let _ = self.txs.set_ack_for_non_2xx(now, tx, ack.to_bytes());
+                } else if sent.method == Method::Invite {
+                    // ACK the 2xx ourselves (the other side's ACK is absorbed).
+                    let to = other(from);
+                    let target = contact_uri(resp.headers.get(&HeaderName::Contact));
+                    let ack = build_ack(&sent, resp, target.as_deref());
+                    let branch = self.new_branch();
+                    let ack = rebranch(ack, &branch);
+                    if let Some(peer) = self.leg_peer(call, to) {
+                        self.transmit(peer, ack.to_bytes());
+                    }
+                }
+                let mut extra: Vec<(HeaderName, String)> = Vec::new();
+                let mut body = Bytes::new();
+                if !resp.body.is_empty()
+                    && let Ok(sdp) = SessionDescription::parse(&resp.body)
+                {
+                    self.emit_media(MediaCommand::SetRemote {
+                        call,
+                        leg: other(from),
+                        sdp: Box::new(sdp.clone()),
+                    });
+                    if let Some(b) = self.rewrite_for(call, from, sdp) {
+                        body = b;
+                        extra.push((HeaderName::ContentType, "application/sdp".into()));
+                    }
+                }
+                let tag = self.calls.calls.get(&call).map(|c| match from {
+                    Leg::A => c.a.local_tag.clone(),
+                    Leg::B => String::new(),
+                });
+                let contact = self.local_contact(call, from);
+                extra.extend(contact);
+                extra.extend(response_timer_headers(&resp.headers, &request.headers));
+                let bytes = self.build_response_with_tag(
+                    &request,
+                    resp.status,
+                    &resp.reason,
+                    &extra,
+                    tag.as_deref().filter(|t| !t.is_empty()),
+                    Some(body),
+                );
+                let _ = self.txs.respond(now, server, resp.status, bytes.clone());
+                if sent.method == Method::Invite
+                    && (200..300).contains(&resp.status)
+                    && let Some(peer) = self.leg_peer(call, from)
+                {
+                    self.retransmit_2xx(now, call, from, peer, bytes);
+                }
+            }
+        }
+        self.drain_tx(now);
+        true
+    }
+
+    fn local_contact(&self, id: u64, toward: Leg) -> Option<(HeaderName, String)> {
+        let call = self.calls.calls.get(&id)?;
+        let peer = self.leg_peer(id, toward)?;
+        let (host, port, _) = self.local_addr_for(peer);
+        let user = match toward {
+            Leg::A => &call.callee,
+            Leg::B => &call.caller,
+        };
+        Some((HeaderName::Contact, format!("<sip:{user}@{host}:{port}>")))
+    }
+
+    fn branch_response(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        disp: ClientDisposition,
+        id: u64,
+        index: usize,
+        resp: &Response,
+    ) {
+        let status = resp.status;
+        let Some(call) = self.calls.calls.get_mut(&id) else {
+            // The call is gone: ACK a failure, ACK and BYE a late 2xx.
+            if status < 200 {
+                return;
+            }
+            self.calls.clients.remove(&tx);
+            let Some((invite, peer)) = self.calls.orphans.remove(&tx) else {
+                return;
+            };
+            if disp == ClientDisposition::PassToTuThenAck {
+                let ack = build_ack(&invite, resp, None);
+                let _ = self.txs.set_ack_for_non_2xx(now, tx, ack.to_bytes());
+            } else if status < 300 {
+                let target = contact_uri(resp.headers.get(&HeaderName::Contact));
+                let b1 = self.new_branch();
+                let ack = rebranch(build_ack(&invite, resp, target.as_deref()), &b1);
+                self.transmit(peer, ack.to_bytes());
+                let b2 = self.new_branch();
+                let mut bye = rebranch(build_ack(&invite, resp, target.as_deref()), &b2);
+                bye.method = Method::Bye;
+                bye.headers.set(HeaderName::CSeq, "2 BYE");
+                if let Some(key) = branch_key(&bye)
+                    && let Ok(t) = self.txs.send_request(
+                        now,
+                        key,
+                        peer,
+                        peer.proto.is_reliable(),
+                        bye.to_bytes(),
+                    )
+                {
+                    self.calls.clients.insert(t, ClientRole::Fire);
+                }
+            }
+            return;
+        };
+        let Some(branch) = call.branches.get_mut(index) else {
+            return;
+        };
+        if branch.to_tag.is_none() {
+            branch.to_tag = resp.to().and_then(|t| t.tag().map(str::to_owned));
+        }
+        if status < 200 {
+            branch.got_provisional = true;
+            if status == 100 {
+                return;
+            }
+            if call.phase != Phase::Ringing {
+                return; // a late 180 after the 200: ignored
+            }
+            let mut extra = Vec::new();
+            let mut body = Bytes::new();
+            if !resp.body.is_empty()
+                && let Ok(sdp) = SessionDescription::parse(&resp.body)
+            {
+                self.emit_media(MediaCommand::SetRemote {
+                    call: id,
+                    leg: Leg::B,
+                    sdp: Box::new(sdp.clone()),
+                });
+                if let Some(b) = self.rewrite_for(id, Leg::A, sdp) {
+                    body = b;
+                    extra.push((HeaderName::ContentType, "application/sdp".into()));
+                }
+            }
+            self.respond_a(now, id, status, &resp.reason, extra, body);
+            return;
+        }
+        if (200..300).contains(&status) {
+            let target = contact_uri(resp.headers.get(&HeaderName::Contact));
+            let invite = branch.invite.clone();
+            let peer = branch.peer;
+            let ack = build_ack(&invite, resp, target.as_deref());
+            let ack_branch = self.new_branch();
+            let ack = rebranch(ack, &ack_branch);
+            self.transmit(peer, ack.to_bytes());
+            let call = self.calls.calls.get_mut(&id).expect("present");
+            if call.phase == Phase::Answered {
+                // A second 2xx from another branch: it already got ACK; hang it up.
+                let already = call
+                    .b
+                    .as_ref()
+                    .is_some_and(|b| b.call_id == call.branches[index].call_id);
+                if !already {
+                    self.bye_branch(now, id, index, resp, target);
+                }
+                return;
+            }
+            call.branches[index].final_status = Some(status);
+            call.phase = Phase::Answered;
+            let answer_ms = self.unix_ms(now);
+            let call = self.calls.calls.get_mut(&id).expect("present");
+            call.answer = Some(answer_ms);
+            let br = &call.branches[index];
+            call.b = Some(BLeg {
+                peer: br.peer,
+                call_id: br.call_id.clone(),
+                from: br
+                    .invite
+                    .headers
+                    .get(&HeaderName::From)
+                    .unwrap_or_default()
+                    .to_owned(),
+                to: resp
+                    .headers
+                    .get(&HeaderName::To)
+                    .unwrap_or_default()
+                    .to_owned(),
+                target: target.unwrap_or_else(|| br.invite.uri.to_string()),
+                cseq: 1,
+            });
+            self.cancel_branches(now, id, Some(index));
+            let mut extra = Vec::new();
+            let mut body = Bytes::new();
+            // The 2xx carries the answer to our offer (RFC 3264): it must be usable.
+            let answer = SessionDescription::parse(&resp.body)
+                .map_err(|e| e.to_string())
+                .and_then(|sdp| {
+                    match self
+                        .calls
+                        .calls
+                        .get(&id)
+                        .and_then(|c| c.b_offer.as_ref())
+                        .map(|o| check_answer(o, &sdp))
+                    {
+                        Some(Err(e)) => Err(e.to_string()),
+                        _ => Ok(sdp),
+                    }
+                });
+            let sdp = match answer {
+                Ok(sdp) => sdp,
+                Err(why) => {
+                    debug!(call = id, %why, "callee's answer unusable");
+                    self.send_bye(now, id, Leg::B);
+                    self.fail_call_with(
+                        now,
+                        id,
+                        488,
+                        "Not Acceptable Here",
+                        &[warning(&format!("callee answer: {why}"))],
+                        HungUpBy::System,
+                    );
+                    return;
+                }
+            };
+            self.emit_media(MediaCommand::SetRemote {
+                call: id,
+                leg: Leg::B,
+                sdp: Box::new(sdp.clone()),
+            });
+            if let Some(b) = self.rewrite_for_answer(id, sdp) {
+                body = b;
+                extra.push((HeaderName::ContentType, "application/sdp".into()));
+            }
+            info!(call = id, "answered");
+            if let Some(call) = self.calls.calls.get(&id) {
+                extra.extend(response_timer_headers(
+                    &resp.headers,
+                    &call.a.invite.headers,
+                ));
+            }
+            self.respond_a(now, id, 200, &resp.reason, extra, body);
+            return;
+        }
+        // Final failure of this branch.
+        if disp == ClientDisposition::PassToTuThenAck {
+            let ack = build_ack(&branch.invite, resp, None);
+            let _ = self.txs.set_ack_for_non_2xx(now, tx, ack.to_bytes());
+        }
+        self.calls.clients.remove(&tx);
+        self.branch_failed(now, id, index, status, &resp.reason.clone());
+    }
+
+    fn rewrite_for_answer(&mut self, id: u64, sdp: SessionDescription) -> Option<Bytes> {
+        // First answer to A: no version bump.
+        let call = self.calls.calls.get_mut(&id)?;
+        let answer = call.answer.take();
+        let out = self.rewrite_for(id, Leg::A, sdp);
+        if let Some(c) = self.calls.calls.get_mut(&id) {
+            c.answer = answer;
+        }
+        out
+    }
+
+    fn bye_branch(
+        &mut self,
+        now: Instant,
+        id: u64,
+        index: usize,
+        resp: &Response,
+        target: Option<String>,
+    ) {
+        let Some(call) = self.calls.calls.get(&id) else {
+            return;
+        };
+        let Some(br) = call.branches.get(index) else {
+            return;
+        };
+        let peer = br.peer;
+        let invite = br.invite.clone();
+        let branch = self.new_branch();
+        let mut bye = build_ack(&invite, resp, target.as_deref());
+        bye.method = Method::Bye;
+        bye.headers.set(HeaderName::CSeq, "2 BYE");
+        let bye = rebranch(bye, &branch);
+        if let Some(key) = branch_key(&bye)
+            && let Ok(tx) =
+                self.txs
+                    .send_request(now, key, peer, peer.proto.is_reliable(), bye.to_bytes())
+        {
+            self.calls.clients.insert(tx, ClientRole::Fire);
+        }
+        self.drain_tx(now);
+    }
+
+    fn branch_failed(&mut self, now: Instant, id: u64, index: usize, status: u16, reason: &str) {
+        let Some(call) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        if let Some(b) = call.branches.get_mut(index) {
+            b.final_status = Some(status);
+        }
+        if call.phase != Phase::Ringing {
+            return;
+        }
+        if status >= 600 {
+            self.cancel_branches(now, id, None);
+            self.fail_call(now, id, status, reason, HungUpBy::Callee);
+            return;
+        }
+        let Some(call) = self.calls.calls.get(&id) else {
+            return;
+        };
+        if call.branches.iter().any(|b| b.final_status.is_none()) {
+            return;
+        }
+        let statuses: Vec<u16> = call
+            .branches
+            .iter()
+            .filter_map(|b| b.final_status)
+            .collect();
+        let best = if statuses.contains(&486) {
+            486
+        } else {
+            statuses
+                .iter()
+                .copied()
+                .filter(|s| *s != 408 && *s != 487)
+                .min()
+                .unwrap_or(480)
+        };
+        // Redirects and the callee's own challenges mean nothing to the caller (Dialtone does
+        // not recurse on 3xx nor answer a phone's challenge): the callee is unavailable.
+        let best = if (300..400).contains(&best) || best == 401 || best == 407 {
+            480
+        } else {
+            best
+        };
+        let reason = if best == status {
+            reason.to_owned()
+        } else {
+            Response::default_reason(best).to_owned()
+        };
+        self.fail_call(now, id, best, &reason, HungUpBy::Callee);
+    }
+
+    /// CANCEL every branch still pending, except `keep`.
+    fn cancel_branches(&mut self, now: Instant, id: u64, keep: Option<usize>) {
+        let Some(call) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        let mut cancels = Vec::new();
+        let mut deferred = Vec::new();
+        for (i, b) in call.branches.iter_mut().enumerate() {
+            if Some(i) == keep || b.final_status.is_some() || b.cancelled {
+                continue;
+            }
+            b.cancelled = true;
+            let Some(tx) = b.tx else { continue };
+            let mut c = Request::new(Method::Cancel, b.invite.uri.clone());
+            for name in [
+                HeaderName::Via,
+                HeaderName::MaxForwards,
+                HeaderName::From,
+                HeaderName::To,
+                HeaderName::CallId,
+            ] {
+                if let Some(v) = b.invite.headers.get(&name) {
+                    c.headers.push(name.clone(), v.to_owned());
+                }
+            }
+            c.headers.push(HeaderName::CSeq, "1 CANCEL");
+            if b.got_provisional {
+                cancels.push((b.peer, c));
+            } else {
+                // RFC 3261 §9.1: no CANCEL before a provisional response; it goes out with
+                // the first one (a final response makes it moot).
+                deferred.push((tx, (c, b.peer)));
+            }
+        }
+        self.calls.pending_cancel.extend(deferred);
+        self.send_cancels(now, cancels);
+    }
+
+    fn send_cancels(&mut self, now: Instant, cancels: Vec<(Peer, Request)>) {
+        for (peer, c) in cancels {
+            let Some(key) = c.top_via().and_then(|v| v.branch().map(str::to_owned)) else {
+                continue;
+            };
+            if let Ok(tx) = self.txs.send_request(
+                now,
+                TxKey::client(key, TxMethod::Cancel),
+                peer,
+                peer.proto.is_reliable(),
+                c.to_bytes(),
+            ) {
+                self.calls.clients.insert(tx, ClientRole::Fire);
+            }
+        }
+        self.drain_tx(now);
+    }
+
+    /// Answer A's INVITE (1xx or 2xx) with Dialtone's To tag and Contact.
+    fn respond_a(
+        &mut self,
+        now: Instant,
+        id: u64,
+        status: u16,
+        reason: &str,
+        mut extra: Vec<(HeaderName, String)>,
+        body: Bytes,
+    ) {
+        let Some(call) = self.calls.calls.get(&id) else {
+            return;
+        };
+        let (tx, peer, tag, invite) = (
+            call.a.tx,
+            call.a.peer,
+            call.a.local_tag.clone(),
+            call.a.invite.clone(),
+        );
+        extra.extend(self.local_contact(id, Leg::A));
+        let bytes =
+            self.build_response_with_tag(&invite, status, reason, &extra, Some(&tag), Some(body));
+        let _ = self.txs.respond(now, tx, status, bytes.clone());
+        if (200..300).contains(&status) {
+            self.retransmit_2xx(now, id, Leg::A, peer, bytes);
+        }
+        self.drain_tx(now);
+    }
+
+    /// Keep re-sending a 2xx to an INVITE from `leg` until its ACK (unreliable transports).
+    fn retransmit_2xx(&mut self, now: Instant, id: u64, leg: Leg, peer: Peer, bytes: Bytes) {
+        if peer.proto.is_reliable() {
+            return;
+        }
+        let t1 = self.txs.config().t1;
+        if let Some(call) = self.calls.calls.get_mut(&id) {
+            call.retx[leg_index(leg)] = Some(Retx {
+                bytes,
+                next: now + t1,
+                interval: t1,
+                give_up: now + t1 * 64,
+            });
+            self.calls.timers.push(Reverse((now + t1, id)));
+        }
+    }
+
+    /// End a call that was not answered: final status to A, CANCEL branches, close media, CDR.
+    fn fail_call(&mut self, now: Instant, id: u64, status: u16, reason: &str, by: HungUpBy) {
+        self.fail_call_with(now, id, status, reason, &[], by);
+    }
+
+    fn fail_call_with(
+        &mut self,
+        now: Instant,
+        id: u64,
+        status: u16,
+        reason: &str,
+        extra: &[(HeaderName, String)],
+        by: HungUpBy,
+    ) {
+        self.cancel_branches(now, id, None);
+        let Some(call) = self.calls.calls.get(&id) else {
+            return;
+        };
+        let (tx, invite, tag) = (call.a.tx, call.a.invite.clone(), call.a.local_tag.clone());
+        let bytes = self.build_response_with_tag(&invite, status, reason, extra, Some(&tag), None);
+        let _ = self.txs.respond(now, tx, status, bytes);
+        let disposition = match status {
+            486 | 600 => Disposition::Busy,
+            487 => Disposition::Cancelled,
+            480 | 408 => Disposition::NoAnswer,
+            _ => Disposition::Failed,
+        };
+        self.end_call(now, id, disposition, status, by);
+    }
+
+    fn end_call(
+        &mut self,
+        now: Instant,
+        id: u64,
+        disposition: Disposition,
+        cause: u16,
+        by: HungUpBy,
+    ) {
+        let Some(call) = self.calls.calls.remove(&id) else {
+            return;
+        };
+        self.calls.dialogs.remove(&call.a.call_id);
+        for b in call.branches {
+            self.calls.dialogs.remove(&b.call_id);
+            if b.final_status.is_none()
+                && let Some(tx) = b.tx
+                && self.calls.clients.contains_key(&tx)
+            {
+                self.calls.orphans.insert(tx, (b.invite, b.peer));
+            }
+        }
+        self.calls.by_invite.remove(&call.a.tx);
+        if call.ports.is_some() || call.phase == Phase::Media {
+            self.emit_media(MediaCommand::Close { call: id });
+        }
+        info!(
+            call = id,
+            disposition = disposition.as_str(),
+            cause,
+            "call ended"
+        );
+        let record = CallRecord {
+            call_id: call.a.call_id,
+            from: call.caller,
+            to: call.callee,
+            start: call.start,
+            answer: call.answer,
+            end: self.unix_ms(now),
+            disposition,
+            hangup_cause: cause,
+            hung_up_by: by,
+        };
+        self.out.push_back(Output::Cdr(Box::new(record)));
+        self.drain_tx(now);
+    }
+
+    // ------------------------------------------------------------- time
+
+    pub(super) fn call_timeouts(&mut self, now: Instant) {
+        while let Some(Reverse((due, id))) = self.calls.timers.peek().copied() {
+            if due > now {
+                break;
+            }
+            self.calls.timers.pop();
+            let Some(call) = self.calls.calls.get_mut(&id) else {
+                continue;
+            };
+            if call.phase == Phase::Media && call.ring_deadline <= now {
+                info!(call = id, "no answer from the media relay");
+                self.fail_call(
+                    now,
+                    id,
+                    503,
+                    "Service Unavailable (media relay)",
+                    HungUpBy::System,
+                );
+                continue;
+            }
+            if call.phase == Phase::Ringing && call.ring_deadline <= now {
+                info!(call = id, "ring timeout");
+                self.fail_call(
+                    now,
+                    id,
+                    480,
+                    "Temporarily Unavailable (no answer)",
+                    HungUpBy::System,
+                );
+                continue;
+            }
+            let t2 = self.txs.config().t2;
+            let mut sends = Vec::new();
+            let mut no_ack = false;
+            for leg in [Leg::A, Leg::B] {
+                let Some(r) = call.retx[leg_index(leg)].as_mut() else {
+                    continue;
+                };
+                if r.next > now {
+                    continue;
+                }
+                if now >= r.give_up {
+                    no_ack = true;
+                    call.retx[leg_index(leg)] = None;
+                    continue;
+                }
+                r.interval = (r.interval * 2).min(t2);
+                r.next = now + r.interval;
+                self.calls.timers.push(Reverse((r.next, id)));
+                sends.push((leg, r.bytes.clone()));
+            }
+            for (leg, bytes) in sends {
+                if let Some(peer) = self.leg_peer(id, leg) {
+                    self.transmit(peer, bytes);
+                }
+            }
+            if no_ack {
+                // No ACK for a 2xx: RFC 3261 §13.3.1.4 — end the call.
+                info!(call = id, "no ACK for a 2xx: hanging up");
+                self.send_bye(now, id, Leg::B);
+                self.send_bye(now, id, Leg::A);
+                self.end_call(now, id, Disposition::Answered, 408, HungUpBy::System);
+            }
+        }
+    }
+
+    /// A client transaction of a call timed out (Timer B/F) or failed: a 408 for a branch.
+    pub(super) fn call_tx_failed(&mut self, now: Instant, tx: TxId) {
+        self.calls.orphans.remove(&tx);
+        self.calls.pending_cancel.remove(&tx);
+        match self.calls.clients.remove(&tx) {
+            Some(ClientRole::Branch { call, index }) => {
+                self.branch_failed(now, call, index, 408, "Request Timeout")
+            }
+            Some(ClientRole::Relay(relay)) => {
+                if let Some(c) = self.calls.calls.get_mut(&relay.call) {
+                    c.offer_pending = false;
+                }
+                self.respond(
+                    now,
+                    relay.server,
+                    &relay.request,
+                    408,
+                    "Request Timeout",
+                    &[],
+                );
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn call_tx_terminated(&mut self, tx: TxId) {
+        self.calls.clients.remove(&tx);
+        self.calls.pending_cancel.remove(&tx);
+        self.calls.orphans.remove(&tx);
+        self.calls.by_invite.remove(&tx);
+    }
+
+    fn build_response_with_tag(
+        &mut self,
+        req: &Request,
+        status: u16,
+        reason: &str,
+        extra: &[(HeaderName, String)],
+        tag: Option<&str>,
+        body: Option<Bytes>,
+    ) -> Bytes {
+        let mut resp = req.make_response(status, reason);
+        if status > 100 {
+            let tag = match tag {
+                Some(t) => t.to_owned(),
+                None => self.new_tag(),
+            };
+            resp.set_to_tag(&tag);
+        }
+        for (name, value) in extra {
+            resp.headers.push(name.clone(), value.clone());
+        }
+        resp.headers
+            .push(HeaderName::Server, self.cfg.user_agent.clone());
+        if let Some(b) = body {
+            resp.body = b;
+        }
+        crate::sip::Message::Response(resp).to_bytes()
+    }
+}
+
+/// RFC 4028 session timers pass through end to end: the phones refresh with re-INVITE/UPDATE,
+/// which Dialtone relays. Only the `timer` option tag is carried (not 100rel etc., which
+/// Dialtone does not relay).
+fn request_timer_headers(h: &crate::sip::Headers) -> Vec<(HeaderName, String)> {
+    let mut out = Vec::new();
+    if let Some(se) = h.get(&HeaderName::SessionExpires) {
+        out.push((HeaderName::SessionExpires, se.to_owned()));
+        if let Some(min) = h.get(&HeaderName::MinSe) {
+            out.push((HeaderName::MinSe, min.to_owned()));
+        }
+    }
+    if supports_timer(h) {
+        out.push((HeaderName::Supported, "timer".to_owned()));
+    }
+    out
+}
+
+fn supports_timer(h: &crate::sip::Headers) -> bool {
+    h.get_all(&HeaderName::Supported)
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("timer"))
+}
+
+/// Session-Expires of a 2xx, with `Require: timer` when the requester supports it.
+fn response_timer_headers(
+    resp: &crate::sip::Headers,
+    request: &crate::sip::Headers,
+) -> Vec<(HeaderName, String)> {
+    let mut out = Vec::new();
+    if let Some(se) = resp.get(&HeaderName::SessionExpires) {
+        out.push((HeaderName::SessionExpires, se.to_owned()));
+        if supports_timer(request) {
+            out.push((HeaderName::Require, "timer".to_owned()));
+        }
+    }
+    out
+}
+
+fn other(leg: Leg) -> Leg {
+    match leg {
+        Leg::A => Leg::B,
+        Leg::B => Leg::A,
+    }
+}
+
+fn branch_key(req: &Request) -> Option<TxKey> {
+    let branch = req.top_via()?.branch()?.to_owned();
+    Some(TxKey::client(
+        branch,
+        TxMethod::from_name(req.method.as_str()),
+    ))
+}
+
+/// An ACK for `resp` to the request `sent` (RFC 3261 §17.1.1.3 / §13.2.2.4): same Via (the
+/// caller replaces the branch for a 2xx), From, Call-ID, CSeq number; To from the response.
+fn build_ack(sent: &Request, resp: &Response, target: Option<&str>) -> Request {
+    let uri = target
+        .and_then(|t| Uri::parse(t).ok())
+        .unwrap_or_else(|| sent.uri.clone());
+    let mut ack = Request::new(Method::Ack, uri);
+    for name in [HeaderName::Via, HeaderName::MaxForwards, HeaderName::From] {
+        if let Some(v) = sent.headers.get(&name) {
+            ack.headers.push(name.clone(), v.to_owned());
+        }
+    }
+    if let Some(to) = resp.headers.get(&HeaderName::To) {
+        ack.headers.push(HeaderName::To, to.to_owned());
+    }
+    if let Some(v) = sent.headers.get(&HeaderName::CallId) {
+        ack.headers.push(HeaderName::CallId, v.to_owned());
+    }
+    let seq = sent.cseq().map(|c| c.seq).unwrap_or(1);
+    ack.headers.push(HeaderName::CSeq, format!("{seq} ACK"));
+    ack
+}
+
+/// Replace the branch of the top Via (a 2xx ACK is its own transaction).
+fn rebranch(mut req: Request, branch: &str) -> Request {
+    if let Some(mut via) = req.top_via() {
+        via.set_param("branch", Some(branch.to_owned()));
+        req.headers.set(HeaderName::Via, via.to_string());
+    }
+    req
+}
