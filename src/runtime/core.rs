@@ -104,6 +104,8 @@ pub struct Core {
     pub tcp: TcpSettings,
     /// The multi-threaded runtime, for tasks the core starts (outgoing TCP connections).
     pub io_runtime: tokio::runtime::Handle,
+    /// Media commands to the relay bridge task.
+    pub media: mpsc::UnboundedSender<MediaCommand>,
 }
 
 /// Create the channel pair for a core.
@@ -233,19 +235,17 @@ impl Core {
         pending: &mut HashMap<SocketAddr, Vec<Bytes>>,
         outbox: &mut Vec<(Peer, Bytes)>,
     ) {
-        let mut no_media: Vec<u64> = Vec::new();
-        loop {
-            // The media relay is not wired to the engine yet: calls are refused with 503.
-            for call in no_media.drain(..) {
-                self.pbx
-                    .handle_command(Instant::now(), Command::MediaFailed { call });
-            }
-            let Some(out) = self.pbx.poll_output() else {
-                break;
-            };
+        while let Some(out) = self.pbx.poll_output() {
             match out {
-                Output::Media(MediaCommand::Open { call, .. }) => no_media.push(call),
-                Output::Media(_) => {}
+                Output::Media(cmd) => {
+                    // Per call, never per packet: the bridge task owns the relay sessions.
+                    if let Err(e) = self.media.send(cmd) {
+                        if let MediaCommand::Open { call, .. } = e.0 {
+                            self.pbx
+                                .handle_command(Instant::now(), Command::MediaFailed { call });
+                        }
+                    }
+                }
                 Output::Cdr(record) => {
                     tracing::info!(call_id = %record.call_id, from = %record.from, to = %record.to, disposition = record.disposition.as_str(), cause = record.hangup_cause, "call record");
                 }

@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod core;
+pub mod media_bridge;
 pub mod media_io;
 pub mod sip_io;
 
@@ -49,6 +50,8 @@ pub enum RuntimeError {
     },
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("media relay: {0}")]
+    Media(String),
 }
 
 /// A running PBX.
@@ -63,6 +66,7 @@ pub struct Server {
     api_task: Option<JoinHandle<()>>,
     watcher_task: JoinHandle<()>,
     store: Store,
+    relay: media_io::MediaRelay,
 }
 
 fn unix_ms() -> i64 {
@@ -185,7 +189,25 @@ impl Server {
         let (op_tx, op_rx) = mpsc::unbounded_channel::<BindingOp>();
         let writer_task = crate::store::spawn_binding_writer(store.clone(), op_rx);
 
+        // The media relay (RTP workers on their own threads) and the bridge task that turns the
+        // engine's per-call media commands into relay operations.
+        let relay = media_io::MediaRelay::start(media_io::RelayConfig {
+            bind_ip: cfg.server.sip_host,
+            port_start: cfg.server.rtp_port_range_start,
+            // config.yml's end is inclusive; the relay's range is half-open.
+            port_end: cfg.server.rtp_port_range_end.saturating_add(1),
+            ..media_io::RelayConfig::default()
+        })
+        .map_err(|e| RuntimeError::Media(e.to_string()))?;
+        let (media_tx, media_rx) = mpsc::unbounded_channel();
+
         let (handle, rx, events) = core::channel(4096);
+        tokio::spawn(media_bridge::run(
+            relay.handle(),
+            relay.handle().subscribe(),
+            media_rx,
+            handle.sender(),
+        ));
         let tcp_settings = TcpSettings {
             max_message: cfg.sip.tcp_max_message_bytes as usize,
             idle_timeout: cfg.sip.tcp_idle_timeout(),
@@ -227,6 +249,7 @@ impl Server {
                         events,
                         tcp: tcp_settings,
                         io_runtime,
+                        media: media_tx,
                     };
                     core.run().await;
                 });
@@ -301,6 +324,7 @@ impl Server {
             api_task,
             watcher_task,
             store,
+            relay,
         })
     }
 
@@ -334,6 +358,7 @@ impl Server {
         // The core dropped its persistence sender: the writer drains and exits.
         drop(self.handle);
         let _ = tokio::time::timeout(Duration::from_secs(10), self.writer_task).await;
+        self.relay.shutdown();
         self.store.close().await;
         Ok(())
     }

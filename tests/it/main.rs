@@ -1,6 +1,7 @@
 //! Integration tests: a whole Dialtone on 127.0.0.1:0 driven over real sockets.
 
 mod api;
+mod calls;
 mod cli;
 mod register;
 mod support;
