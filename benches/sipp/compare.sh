@@ -31,7 +31,7 @@ echo "== Dialtone"
 PORT=${DIALTONE_PORT:-5062}
 {
   cat <<YML
-server: { sip_host: 127.0.0.1, sip_port: $PORT }
+server: { sip_host: 127.0.0.1, sip_port: $PORT, rtp_port_range_start: 20000, rtp_port_range_end: 40000 }
 api: { host: 127.0.0.1, port: 0 }
 ami: { enabled: false }
 database: { url: "sqlite://$OUT/dialtone.db" }
@@ -46,7 +46,8 @@ YML
 PID=$!
 sleep 2
 kill -0 "$PID" || { cat "$OUT/dialtone.log"; exit 1; }
-SUT=external SUT_PORT=$PORT SUT_PIDS="$PID" OUT="$OUT/dialtone" "$KIT/run_all.sh" $PHASES || true
+# A PBX routes calls to registered users: register the sipp UAS as the callee first.
+REGISTER_CALLEE=1 SUT=external SUT_PORT=$PORT SUT_PIDS="$PID" RELAY_MIN=20000 RELAY_MAX=40000 OUT="$OUT/dialtone" "$KIT/run_all.sh" $PHASES || true
 echo "RSS after the run (KiB): $(awk '/VmRSS/{print $2}' /proc/$PID/status)" | tee "$OUT/dialtone_rss.txt"
 kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
 fi

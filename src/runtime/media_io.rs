@@ -76,7 +76,9 @@ impl Default for RelayConfig {
             rtp_timeout: Duration::from_secs(60),
             latch_packets: s.latch_packets,
             latch_window: s.latch_window,
-            port_quarantine: Duration::from_secs(5),
+            // Long enough for stragglers of the old call to die out, short enough that a
+            // 1,000+ calls/s load does not park the whole range in quarantine.
+            port_quarantine: Duration::from_secs(1),
         }
     }
 }
