@@ -101,6 +101,27 @@ assert st["registered_extensions"] == 100, st
 print("  100 extensions registered, status", st)
 PY
 
+echo "== sipp call: uac_auth (3000..3009) -> Dialtone (407 on every INVITE, relay) -> uas registered as 3099"
+KIT="$ROOT/../shared/bench/scenarios"
+if [ -f "$KIT/uac_auth.xml" ] && [ -f "$KIT/uas.xml" ]; then
+  UAS_PORT=$(free_port); UAS_MP=$(free_port); UAC_MP=$(free_port)
+  printf 'SEQUENTIAL\n3099;secret3099;[authentication username=3099 password=secret3099]\n' > "$WORK/callee.csv"
+  (cd "$WORK" && timeout 30 sipp "127.0.0.1:$SIP_PORT" -sf "$HERE/sipp/reg_auth.xml" -inf "$WORK/callee.csv" -key domain 127.0.0.1 \
+     -key expires 600 -i 127.0.0.1 -p "$UAS_PORT" -t u1 -m 1 -timeout 20s -nostdin >"$WORK/sipp_callee_reg.out" 2>&1) \
+     || fail "callee registration"
+  (cd "$WORK" && exec timeout 60 sipp -sf "$KIT/uas.xml" -i 127.0.0.1 -p "$UAS_PORT" -mi 127.0.0.1 -mp "$UAS_MP" -t u1 \
+     -nostdin -timeout 55s >"$WORK/sipp_uas.out" 2>&1) &
+  UAS_PID=$!
+  head -11 "$WORK/users.csv" > "$WORK/callers.csv"
+  (cd "$WORK" && timeout 60 sipp "127.0.0.1:$SIP_PORT" -sf "$KIT/uac_auth.xml" -inf "$WORK/callers.csv" -key domain 127.0.0.1 \
+     -s 3099 -i 127.0.0.1 -p 0 -mi 127.0.0.1 -mp "$UAC_MP" -t u1 -m 50 -r 25 -l 50 -d 200 -timeout 50s -nostdin \
+     -trace_err >"$WORK/sipp_calls.out" 2>&1) || { kill "$UAS_PID" 2>/dev/null; fail "sipp calls through Dialtone (see sipp_calls.out)"; }
+  kill "$UAS_PID" 2>/dev/null; wait "$UAS_PID" 2>/dev/null || true
+  echo "  50 calls, 0 failed"
+else
+  echo "  skipped: ../shared/bench/scenarios not found"
+fi
+
 echo "== RFC 4475 torture messages over UDP"
 python3 "$HERE/torture.py" 127.0.0.1 "$SIP_PORT" "$HERE/rfc4475" || fail "torture run"
 kill -0 "$PID" || fail "server died during the torture run"
