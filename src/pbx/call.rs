@@ -1597,6 +1597,7 @@ impl Pbx {
             hangup_cause: cause,
             hung_up_by: by,
         };
+        self.calls_ended += 1;
         self.out.push_back(Output::Cdr(Box::new(record)));
         self.drain_tx(now);
     }

@@ -150,6 +150,8 @@ pub struct Stats {
     pub parse_errors: u64,
     /// Calls in progress (ringing or answered).
     pub active_calls: usize,
+    /// Calls since start (ended + in progress).
+    pub total_calls: u64,
 }
 
 #[derive(Debug, Default)]
@@ -247,6 +249,8 @@ pub struct Pbx {
     branch_seq: u64,
     next_sweep: Instant,
     requests: u64,
+    /// Calls that have ended since start (a CDR was emitted).
+    calls_ended: u64,
     parse_errors: u64,
     calls: call::Calls,
 }
@@ -272,6 +276,7 @@ impl Pbx {
             cfg,
             epoch,
             requests: 0,
+            calls_ended: 0,
             parse_errors: 0,
             calls: call::Calls::default(),
         }
@@ -313,6 +318,7 @@ impl Pbx {
             requests: self.requests,
             parse_errors: self.parse_errors,
             active_calls: self.calls.active(),
+            total_calls: self.calls_ended + self.calls.active() as u64,
         }
     }
 

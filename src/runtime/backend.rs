@@ -110,6 +110,8 @@ impl ApiBackend for Backend {
             let s = self.core.stats().await;
             StatusCounts {
                 registered_extensions: s.registered_aors,
+                active_calls: s.active_calls,
+                total_calls: s.total_calls,
                 registered_contacts: s.bindings,
                 extensions: s.extensions,
                 ..StatusCounts::default()

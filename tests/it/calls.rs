@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::net::UdpSocket;
 
-use crate::support::{Phone, Resp, TestServer, digest_md5};
+use crate::support::{Phone, Resp, TestServer, digest_md5, eventually, http};
 
 fn header_lines(msg: &str, name: &str) -> Vec<String> {
     let name = name.to_ascii_lowercase();
@@ -232,6 +232,9 @@ async fn call_with_rtp_both_ways_and_bye() {
         assert_eq!(&buf[..n], &pkt[..], "B→A packet {seq} changed");
     }
 
+    let (_, st) = http(srv.api(), "GET", "/api/status", None, None).await;
+    assert_eq!(st["active_calls"], 1, "{st}");
+
     // Alice hangs up; Bob gets the BYE and answers; Alice gets 200.
     alice
         .send_raw(&format!(
@@ -245,5 +248,14 @@ async fn call_with_rtp_both_ways_and_bye() {
         .await;
     let (r, _) = next_final(&mut alice).await;
     assert_eq!(r.status, 200, "{}", r.raw);
+    let api = srv.api();
+    assert!(
+        eventually(5, || async move {
+            let (_, st) = http(api, "GET", "/api/status", None, None).await;
+            st["active_calls"] == 0 && st["total_calls"] == 1
+        })
+        .await,
+        "status did not count the ended call"
+    );
     srv.stop().await;
 }
