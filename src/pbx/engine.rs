@@ -576,7 +576,8 @@ impl Pbx {
                 let extra = vec![
                     (HeaderName::Allow, ALLOW.to_string()),
                     (HeaderName::Accept, "application/sdp".to_string()),
-                    (HeaderName::Supported, String::new()),
+                    // The option tags honoured in a Require header (see `precheck`).
+                    (HeaderName::Supported, "timer".to_string()),
                 ];
                 self.respond(now, tx, &req, 200, "OK", &extra);
             }

@@ -372,6 +372,7 @@ fn options_answered_and_malformed_gets_400() {
             .any(|v| v == "REGISTER")
     );
     assert_eq!(r.headers.get(&HeaderName::Accept), Some("application/sdp"));
+    assert_eq!(r.headers.get(&HeaderName::Supported), Some("timer"));
     // CSeq method mismatch → 400
     h.input(
         phone(),
