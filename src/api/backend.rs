@@ -33,6 +33,36 @@ pub trait ApiBackend: Send + Sync + 'static {
     fn contacts<'a>(&'a self, number: Option<&'a str>) -> BoxFut<'a, Vec<ContactInfo>>;
     /// Live counters for `GET /api/status`.
     fn status(&self) -> BoxFut<'_, StatusCounts>;
+    /// Call records that started in `[from_ms, to_ms)`, newest first. Backends without a CDR
+    /// store answer `Unavailable` (HTTP 503).
+    fn cdrs(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u32,
+    ) -> BoxFut<'_, Result<Vec<CdrInfo>, BackendError>> {
+        let _ = (from_ms, to_ms, limit);
+        Box::pin(async { Err(BackendError::Unavailable("no CDR store".into())) })
+    }
+}
+
+/// One call detail record as the API shows it (times in unix milliseconds here; the handler
+/// renders ISO 8601).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdrInfo {
+    pub call_id: String,
+    pub from_extension: String,
+    pub to_extension: String,
+    pub start_time: i64,
+    pub answer_time: Option<i64>,
+    pub end_time: i64,
+    /// ANSWERED, NO ANSWER, BUSY, FAILED, CANCELLED.
+    pub disposition: String,
+    pub duration: i64,
+    pub billsec: i64,
+    pub recording_file: Option<String>,
+    pub hangup_cause: u16,
+    pub hung_up_by: String,
 }
 
 /// Failures of the backend, mapped to HTTP statuses by the API.

@@ -18,6 +18,7 @@
 
 mod auth;
 mod backend;
+mod cdr;
 mod error;
 mod extensions;
 pub mod jwt;
@@ -34,7 +35,7 @@ use axum::{Json, middleware};
 use serde::Serialize;
 
 pub use auth::{ApiConfig, LOGIN_MAX_ATTEMPTS, LOGIN_WINDOW, LoginThrottle, Principal};
-pub use backend::{ApiBackend, BackendError, BoxFut, ContactInfo, StatusCounts};
+pub use backend::{ApiBackend, BackendError, BoxFut, CdrInfo, ContactInfo, StatusCounts};
 pub use error::ApiError;
 pub use extensions::{
     KNOWN_CODECS, MAX_CONTACTS_RANGE, QUALIFY_FREQUENCY_RANGE, is_valid_email, is_valid_number,
@@ -70,6 +71,7 @@ pub fn router(backend: Arc<dyn ApiBackend>, cfg: ApiConfig) -> Router {
                 .delete(extensions::delete),
         )
         .route("/api/status/detail", get(status_detail))
+        .route("/api/cdr", get(cdr::list))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_auth,

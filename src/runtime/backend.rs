@@ -6,7 +6,7 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 
 use super::core::CoreHandle;
-use crate::api::{ApiBackend, ApiConfig, BackendError, BoxFut, ContactInfo, StatusCounts};
+use crate::api::{ApiBackend, ApiConfig, BackendError, BoxFut, CdrInfo, ContactInfo, StatusCounts};
 use crate::config::Config;
 use crate::pbx::directory::Extension;
 use crate::pbx::engine::{Command, ContactView};
@@ -102,6 +102,38 @@ impl ApiBackend for Backend {
                 .into_iter()
                 .map(contact_info)
                 .collect()
+        })
+    }
+
+    fn cdrs(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u32,
+    ) -> BoxFut<'_, Result<Vec<CdrInfo>, BackendError>> {
+        Box::pin(async move {
+            let rows = self
+                .store
+                .list_cdrs(from_ms, to_ms, limit)
+                .await
+                .map_err(store_err)?;
+            Ok(rows
+                .into_iter()
+                .map(|r| CdrInfo {
+                    call_id: r.call_id,
+                    from_extension: r.from_extension,
+                    to_extension: r.to_extension,
+                    start_time: r.start_time,
+                    answer_time: r.answer_time,
+                    end_time: r.end_time,
+                    disposition: r.disposition,
+                    duration: r.duration,
+                    billsec: r.billsec,
+                    recording_file: r.recording_file,
+                    hangup_cause: r.hangup_cause,
+                    hung_up_by: r.hung_up_by,
+                })
+                .collect())
         })
     }
 

@@ -14,9 +14,36 @@ use tracing::{debug, error, warn};
 
 use super::sip_io::{self, ConnWriter, TcpSettings, WriteError};
 use crate::pbx::Pbx;
+use crate::pbx::engine::{CallRecord, HungUpBy};
 use crate::pbx::engine::{Command, ContactView, MediaCommand, Output, PbxEvent, PersistOp, Stats};
 use crate::pbx::peer::{ConnId, Peer, Proto};
-use crate::store::BindingOp;
+use crate::store::{BindingOp, CdrRow};
+
+/// The stored form of a finished call.
+pub fn cdr_row(r: &CallRecord) -> CdrRow {
+    let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let (start, end) = (ms(r.start), ms(r.end));
+    let answer = r.answer.map(ms);
+    CdrRow {
+        call_id: r.call_id.clone(),
+        from_extension: r.from.clone(),
+        to_extension: r.to.clone(),
+        start_time: start,
+        answer_time: answer,
+        end_time: end,
+        disposition: r.disposition.as_str().to_string(),
+        duration: (end - start).max(0) / 1000,
+        billsec: answer.map(|a| (end - a).max(0) / 1000).unwrap_or(0),
+        recording_file: None,
+        hangup_cause: r.hangup_cause,
+        hung_up_by: match r.hung_up_by {
+            HungUpBy::Caller => "caller",
+            HungUpBy::Callee => "callee",
+            HungUpBy::System => "system",
+        }
+        .to_string(),
+    }
+}
 
 /// Messages into the core task.
 #[derive(Debug)]
@@ -106,6 +133,8 @@ pub struct Core {
     pub io_runtime: tokio::runtime::Handle,
     /// Media commands to the relay bridge task.
     pub media: mpsc::UnboundedSender<MediaCommand>,
+    /// Finished calls to the CDR writer.
+    pub cdrs: mpsc::UnboundedSender<CdrRow>,
 }
 
 /// Create the channel pair for a core.
@@ -247,7 +276,8 @@ impl Core {
                     }
                 }
                 Output::Cdr(record) => {
-                    tracing::info!(call_id = %record.call_id, from = %record.from, to = %record.to, disposition = record.disposition.as_str(), cause = record.hangup_cause, "call record");
+                    tracing::info!(call_id = %record.call_id, from = %record.from, to = %record.to, disposition = record.disposition.as_str(), cause = record.hangup_cause, "call ended");
+                    let _ = self.cdrs.send(cdr_row(&record));
                 }
                 Output::Transmit { to, bytes } => match to.proto {
                     Proto::Udp => outbox.push((to, bytes)),

@@ -67,6 +67,7 @@ pub struct Server {
     watcher_task: JoinHandle<()>,
     store: Store,
     relay: media_io::MediaRelay,
+    cdr_task: JoinHandle<()>,
 }
 
 fn unix_ms() -> i64 {
@@ -92,6 +93,36 @@ fn advertised_ip(bind: IpAddr, external: Option<IpAddr>) -> IpAddr {
         })
         .map(|a| a.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+/// Write finished calls in batches (at most every 200 ms); on close, write the rest. A crash
+/// loses at most the last batch window.
+async fn cdr_writer(store: Store, mut rx: mpsc::UnboundedReceiver<crate::store::CdrRow>) {
+    let mut batch = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+        let mut closed = false;
+        while batch.len() < 1000 {
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Some(row) => batch.push(row),
+                    None => { closed = true; break; }
+                },
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        if let Err(e) = store.insert_cdrs(&batch).await {
+            warn!(error = %e, rows = batch.len(), "writing call records failed; retrying once");
+            if let Err(e) = store.insert_cdrs(&batch).await {
+                warn!(error = %e, rows = batch.len(), "call records dropped");
+            }
+        }
+        batch.clear();
+        if closed {
+            break;
+        }
+    }
 }
 
 impl Server {
@@ -200,6 +231,9 @@ impl Server {
         })
         .map_err(|e| RuntimeError::Media(e.to_string()))?;
         let (media_tx, media_rx) = mpsc::unbounded_channel();
+        // Finished calls go to the CDR writer in batches, off the signalling path.
+        let (cdr_tx, cdr_rx) = mpsc::unbounded_channel();
+        let cdr_task = tokio::spawn(cdr_writer(store.clone(), cdr_rx));
 
         let (handle, rx, events) = core::channel(4096);
         tokio::spawn(media_bridge::run(
@@ -250,6 +284,7 @@ impl Server {
                         tcp: tcp_settings,
                         io_runtime,
                         media: media_tx,
+                        cdrs: cdr_tx,
                     };
                     core.run().await;
                 });
@@ -325,6 +360,7 @@ impl Server {
             watcher_task,
             store,
             relay,
+            cdr_task,
         })
     }
 
@@ -358,6 +394,7 @@ impl Server {
         // The core dropped its persistence sender: the writer drains and exits.
         drop(self.handle);
         let _ = tokio::time::timeout(Duration::from_secs(10), self.writer_task).await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.cdr_task).await;
         self.relay.shutdown();
         self.store.close().await;
         Ok(())

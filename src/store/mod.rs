@@ -64,6 +64,28 @@ pub enum Store {
 /// The name the task brief uses for [`Store`].
 pub type AnyStore = Store;
 
+/// One call detail record (the seed 004 `/api/cdr` fields plus the hangup cause).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdrRow {
+    pub call_id: String,
+    pub from_extension: String,
+    pub to_extension: String,
+    /// Unix milliseconds.
+    pub start_time: i64,
+    pub answer_time: Option<i64>,
+    pub end_time: i64,
+    /// ANSWERED, NO ANSWER, BUSY, FAILED, CANCELLED.
+    pub disposition: String,
+    /// Seconds.
+    pub duration: i64,
+    pub billsec: i64,
+    pub recording_file: Option<String>,
+    /// SIP status of the end of the call.
+    pub hangup_cause: u16,
+    /// caller, callee or system.
+    pub hung_up_by: String,
+}
+
 /// What [`Store::seed_extensions`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SeedReport {
@@ -168,6 +190,25 @@ impl Store {
 
     /// Upsert `upserts` (keyed by aor + contact) and delete `deletes` (aor, contact) in one
     /// transaction. Deletes are applied after upserts.
+    /// Append call records (one transaction).
+    pub async fn insert_cdrs(&self, rows: &[CdrRow]) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.insert_cdrs(rows).await,
+        }
+    }
+
+    /// Call records that started in `[from_ms, to_ms)`, newest first.
+    pub async fn list_cdrs(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<CdrRow>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.list_cdrs(from_ms, to_ms, limit).await,
+        }
+    }
+
     pub async fn save_bindings(
         &self,
         upserts: &[BindingRecord],

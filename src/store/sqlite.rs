@@ -13,6 +13,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
 
+use super::CdrRow;
 use super::{StoreError, unix_now};
 use crate::pbx::directory::{BindingRecord, Extension};
 
@@ -28,6 +29,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "0002_directory_version.sql",
         include_str!("migrations/sqlite/0002_directory_version.sql"),
+    ),
+    (
+        3,
+        "0003_cdr.sql",
+        include_str!("migrations/sqlite/0003_cdr.sql"),
     ),
 ];
 
@@ -365,6 +371,74 @@ impl SqliteStore {
     }
 
     /// Upsert and delete bindings in one transaction.
+    /// Append call records in one transaction.
+    pub async fn insert_cdrs(&self, rows: &[CdrRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin().await?;
+        for r in rows {
+            sqlx::query(
+                "INSERT INTO cdr (call_id, from_extension, to_extension, start_time, answer_time, \
+                 end_time, disposition, duration, billsec, recording_file, hangup_cause, hung_up_by) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(r.call_id.as_str())
+            .bind(r.from_extension.as_str())
+            .bind(r.to_extension.as_str())
+            .bind(r.start_time)
+            .bind(r.answer_time)
+            .bind(r.end_time)
+            .bind(r.disposition.as_str())
+            .bind(r.duration)
+            .bind(r.billsec)
+            .bind(r.recording_file.as_deref())
+            .bind(i64::from(r.hangup_cause))
+            .bind(r.hung_up_by.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Call records that started in `[from_ms, to_ms)`, newest first, at most `limit`.
+    pub async fn list_cdrs(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<CdrRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT call_id, from_extension, to_extension, start_time, answer_time, end_time, \
+             disposition, duration, billsec, recording_file, hangup_cause, hung_up_by FROM cdr \
+             WHERE start_time >= ? AND start_time < ? ORDER BY start_time DESC, id DESC LIMIT ?",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            out.push(CdrRow {
+                call_id: row.try_get("call_id")?,
+                from_extension: row.try_get("from_extension")?,
+                to_extension: row.try_get("to_extension")?,
+                start_time: row.try_get("start_time")?,
+                answer_time: row.try_get("answer_time")?,
+                end_time: row.try_get("end_time")?,
+                disposition: row.try_get("disposition")?,
+                duration: row.try_get("duration")?,
+                billsec: row.try_get("billsec")?,
+                recording_file: row.try_get("recording_file")?,
+                hangup_cause: row.try_get::<i64, _>("hangup_cause")?.clamp(0, 999) as u16,
+                hung_up_by: row.try_get("hung_up_by")?,
+            });
+        }
+        Ok(out)
+    }
+
     pub async fn save_bindings(
         &self,
         upserts: &[BindingRecord],

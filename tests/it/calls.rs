@@ -257,5 +257,48 @@ async fn call_with_rtp_both_ways_and_bye() {
         .await,
         "status did not count the ended call"
     );
+    // The CDR reaches the store (batched within 200 ms) and the API.
+    assert!(
+        eventually(5, || async move {
+            let (st, rows) = http(
+                api,
+                "GET",
+                "/api/cdr?limit=10",
+                Some("test-token-123456"),
+                None,
+            )
+            .await;
+            st == 200
+                && rows.as_array().is_some_and(|a| {
+                    a.len() == 1
+                        && a[0]["call_id"] == "call-1@test"
+                        && a[0]["from_extension"] == "1001"
+                        && a[0]["to_extension"] == "1002"
+                        && a[0]["disposition"] == "answered"
+                        && a[0]["hung_up_by"] == "caller"
+                        && a[0]["answer_time"].is_string()
+                })
+        })
+        .await,
+        "CDR not listed: {}",
+        http(
+            api,
+            "GET",
+            "/api/cdr?limit=10",
+            Some("test-token-123456"),
+            None
+        )
+        .await
+        .1
+    );
+    let (st, body) = http(
+        api,
+        "GET",
+        "/api/cdr?date=2026-02-30",
+        Some("test-token-123456"),
+        None,
+    )
+    .await;
+    assert_eq!((st, body["field"].as_str()), (400, Some("date")), "{body}");
     srv.stop().await;
 }
