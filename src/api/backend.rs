@@ -33,6 +33,14 @@ pub trait ApiBackend: Send + Sync + 'static {
     fn contacts<'a>(&'a self, number: Option<&'a str>) -> BoxFut<'a, Vec<ContactInfo>>;
     /// Live counters for `GET /api/status`.
     fn status(&self) -> BoxFut<'_, StatusCounts>;
+    /// Calls in progress. Backends without calls answer an empty list.
+    fn calls(&self) -> BoxFut<'_, Vec<CallInfo>> {
+        Box::pin(async { Vec::new() })
+    }
+    /// Hang up a call by Call-ID; `NotFound` when there is none.
+    fn hangup<'a>(&'a self, call_id: &'a str) -> BoxFut<'a, Result<(), BackendError>> {
+        Box::pin(async move { Err(BackendError::NotFound(call_id.to_string())) })
+    }
     /// Call records that started in `[from_ms, to_ms)`, newest first. Backends without a CDR
     /// store answer `Unavailable` (HTTP 503).
     fn cdrs(
@@ -44,6 +52,19 @@ pub trait ApiBackend: Send + Sync + 'static {
         let _ = (from_ms, to_ms, limit);
         Box::pin(async { Err(BackendError::Unavailable("no CDR store".into())) })
     }
+}
+
+/// A call in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallInfo {
+    /// The caller's SIP Call-ID (what hangup takes).
+    pub call_id: String,
+    pub from: String,
+    pub to: String,
+    pub answered: bool,
+    /// Unix milliseconds.
+    pub start: i64,
+    pub answer: Option<i64>,
 }
 
 /// One call detail record as the API shows it (times in unix milliseconds here; the handler

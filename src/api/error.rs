@@ -38,6 +38,9 @@ pub enum ApiError {
     /// The extension in the path does not exist (404).
     #[error("Extension not found")]
     ExtensionNotFound,
+    /// No call in progress with this id (404).
+    #[error("Call not found")]
+    CallNotFound,
     /// The number is taken (409).
     #[error("Extension already exists")]
     Duplicate,
@@ -76,7 +79,9 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED
             }
             ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::ExtensionNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::ExtensionNotFound | ApiError::CallNotFound | ApiError::RouteNotFound => {
+                StatusCode::NOT_FOUND
+            }
             ApiError::Duplicate => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -18,6 +18,7 @@
 
 mod auth;
 mod backend;
+mod calls;
 mod cdr;
 mod error;
 mod extensions;
@@ -35,7 +36,7 @@ use axum::{Json, middleware};
 use serde::Serialize;
 
 pub use auth::{ApiConfig, LOGIN_MAX_ATTEMPTS, LOGIN_WINDOW, LoginThrottle, Principal};
-pub use backend::{ApiBackend, BackendError, BoxFut, CdrInfo, ContactInfo, StatusCounts};
+pub use backend::{ApiBackend, BackendError, BoxFut, CallInfo, CdrInfo, ContactInfo, StatusCounts};
 pub use error::ApiError;
 pub use extensions::{
     KNOWN_CODECS, MAX_CONTACTS_RANGE, QUALIFY_FREQUENCY_RANGE, is_valid_email, is_valid_number,
@@ -72,6 +73,10 @@ pub fn router(backend: Arc<dyn ApiBackend>, cfg: ApiConfig) -> Router {
         )
         .route("/api/status/detail", get(status_detail))
         .route("/api/cdr", get(cdr::list))
+        .route("/api/calls", get(calls::list))
+        .route("/api/calls/detail", get(calls::detail))
+        .route("/api/calls/{id}", axum::routing::delete(calls::hangup_path))
+        .route("/api/call/hangup", post(calls::hangup_body))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_auth,

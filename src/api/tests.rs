@@ -573,7 +573,7 @@ async fn v1_redirects_and_json_404_405() {
         "/api",
         "/api/",
         "/api/extensions/1001/extra",
-        "/api/calls",
+        "/api/queues/nope",
     ] {
         let r = call(&app, Method::GET, uri, Some(TOKEN), None).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}");

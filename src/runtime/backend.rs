@@ -6,7 +6,9 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 
 use super::core::CoreHandle;
-use crate::api::{ApiBackend, ApiConfig, BackendError, BoxFut, CdrInfo, ContactInfo, StatusCounts};
+use crate::api::{
+    ApiBackend, ApiConfig, BackendError, BoxFut, CallInfo, CdrInfo, ContactInfo, StatusCounts,
+};
 use crate::config::Config;
 use crate::pbx::directory::Extension;
 use crate::pbx::engine::{Command, ContactView};
@@ -102,6 +104,35 @@ impl ApiBackend for Backend {
                 .into_iter()
                 .map(contact_info)
                 .collect()
+        })
+    }
+
+    fn calls(&self) -> BoxFut<'_, Vec<CallInfo>> {
+        Box::pin(async move {
+            let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            self.core
+                .calls()
+                .await
+                .into_iter()
+                .map(|c| CallInfo {
+                    call_id: c.call_id,
+                    from: c.from,
+                    to: c.to,
+                    answered: c.answered,
+                    start: ms(c.start),
+                    answer: c.answer.map(ms),
+                })
+                .collect()
+        })
+    }
+
+    fn hangup<'a>(&'a self, call_id: &'a str) -> BoxFut<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            if self.core.hangup(call_id.to_string()).await {
+                Ok(())
+            } else {
+                Err(BackendError::NotFound(call_id.to_string()))
+            }
         })
     }
 

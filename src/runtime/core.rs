@@ -14,7 +14,7 @@ use tracing::{debug, error, warn};
 
 use super::sip_io::{self, ConnWriter, TcpSettings, WriteError};
 use crate::pbx::Pbx;
-use crate::pbx::engine::{CallRecord, HungUpBy};
+use crate::pbx::engine::{CallRecord, CallView, HungUpBy};
 use crate::pbx::engine::{Command, ContactView, MediaCommand, Output, PbxEvent, PersistOp, Stats};
 use crate::pbx::peer::{ConnId, Peer, Proto};
 use crate::store::{BindingOp, CdrRow};
@@ -73,6 +73,14 @@ pub enum CoreMsg {
     Stats {
         reply: oneshot::Sender<Stats>,
     },
+    Calls {
+        reply: oneshot::Sender<Vec<CallView>>,
+    },
+    /// Hang up the call whose Call-ID (or engine id) is `key`; replies whether it existed.
+    Hangup {
+        key: String,
+        reply: oneshot::Sender<bool>,
+    },
     /// Stop: answer nothing more, flush, exit.
     Shutdown,
 }
@@ -108,6 +116,24 @@ impl CoreHandle {
             return Stats::default();
         }
         rx.await.unwrap_or_default()
+    }
+
+    /// Calls in progress.
+    pub async fn calls(&self) -> Vec<CallView> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(CoreMsg::Calls { reply }).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Hang up a call by Call-ID (or engine id); false when there is no such call.
+    pub async fn hangup(&self, key: String) -> bool {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(CoreMsg::Hangup { key, reply }).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
     }
 
     /// Subscribe to engine events (a slow subscriber lags; it never blocks the core).
@@ -252,6 +278,26 @@ impl Core {
             }
             CoreMsg::Stats { reply } => {
                 let _ = reply.send(self.pbx.stats());
+            }
+            CoreMsg::Calls { reply } => {
+                let _ = reply.send(self.pbx.calls());
+            }
+            CoreMsg::Hangup { key, reply } => {
+                let found = self
+                    .pbx
+                    .calls()
+                    .into_iter()
+                    .find(|c| c.call_id == key || c.id.to_string() == key);
+                if let Some(c) = &found {
+                    self.pbx.handle_command(
+                        now,
+                        Command::Hangup {
+                            call: c.id,
+                            status: None,
+                        },
+                    );
+                }
+                let _ = reply.send(found.is_some());
             }
             CoreMsg::Shutdown => return false,
         }

@@ -7,6 +7,8 @@ use tokio::net::UdpSocket;
 
 use crate::support::{Phone, Resp, TestServer, digest_md5, eventually, http};
 
+const TOKEN: &str = "test-token-123456";
+
 fn header_lines(msg: &str, name: &str) -> Vec<String> {
     let name = name.to_ascii_lowercase();
     msg.split("\r\n")
@@ -113,8 +115,17 @@ async fn next_final(p: &mut Phone) -> (Resp, String) {
     }
 }
 
-#[tokio::test]
-async fn call_with_rtp_both_ways_and_bye() {
+/// An answered call between 1001 (Alice) and 1002 (Bob) with media flowing.
+struct Established {
+    srv: TestServer,
+    alice: Phone,
+    bob: Phone,
+    target: String,
+    to: String,
+    bob_contact: String,
+}
+
+async fn establish() -> Established {
     let srv = TestServer::start("").await;
     let mut bob = Phone::udp(srv.udp(), "1002").await;
     assert_eq!(
@@ -232,8 +243,53 @@ async fn call_with_rtp_both_ways_and_bye() {
         assert_eq!(&buf[..n], &pkt[..], "B→A packet {seq} changed");
     }
 
+    Established {
+        srv,
+        alice,
+        bob,
+        target,
+        to,
+        bob_contact,
+    }
+}
+
+#[tokio::test]
+async fn call_with_rtp_both_ways_and_bye() {
+    let Established {
+        srv,
+        mut alice,
+        mut bob,
+        target,
+        to,
+        bob_contact,
+    } = establish().await;
     let (_, st) = http(srv.api(), "GET", "/api/status", None, None).await;
     assert_eq!(st["active_calls"], 1, "{st}");
+    let (_, calls) = http(srv.api(), "GET", "/api/calls", Some(TOKEN), None).await;
+    assert_eq!(
+        calls,
+        serde_json::json!(["Call call-1@test: 1001 -> 1002 (connected)"])
+    );
+    let (_, detail) = http(srv.api(), "GET", "/api/calls/detail", Some(TOKEN), None).await;
+    assert_eq!(detail[0]["state"], "connected", "{detail}");
+    let (st, body) = http(
+        srv.api(),
+        "POST",
+        "/api/call/hangup",
+        Some(TOKEN),
+        Some(r#"{"call_id":"nope"}"#),
+    )
+    .await;
+    assert_eq!((st, body["error"].as_str()), (404, Some("Call not found")));
+    let (st, body) = http(
+        srv.api(),
+        "POST",
+        "/api/call/hangup",
+        Some(TOKEN),
+        Some("{}"),
+    )
+    .await;
+    assert_eq!((st, body["field"].as_str()), (400, Some("call_id")));
 
     // Alice hangs up; Bob gets the BYE and answers; Alice gets 200.
     alice
@@ -300,5 +356,41 @@ async fn call_with_rtp_both_ways_and_bye() {
     )
     .await;
     assert_eq!((st, body["field"].as_str()), (400, Some("date")), "{body}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn api_hangup_sends_bye_to_both_sides() {
+    let Established {
+        srv,
+        mut alice,
+        mut bob,
+        bob_contact,
+        ..
+    } = establish().await;
+    let (st, body) = http(
+        srv.api(),
+        "DELETE",
+        "/api/calls/call-1@test",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    let bye_b = next_request(&mut bob, "BYE").await;
+    bob.send_raw(&answer(&bye_b, "200 OK", &bob_contact, None))
+        .await;
+    let bye_a = next_request(&mut alice, "BYE").await;
+    alice
+        .send_raw(&answer(&bye_a, "200 OK", "sip:1001@127.0.0.1", None))
+        .await;
+    let api = srv.api();
+    assert!(
+        eventually(5, || async move {
+            http(api, "GET", "/api/status", None, None).await.1["active_calls"] == 0
+        })
+        .await,
+        "call still active after the API hangup"
+    );
     srv.stop().await;
 }
