@@ -9,13 +9,10 @@ use bytes::Bytes;
 use super::Pbx;
 use super::directory::Extension;
 use super::engine::{
-    CallRecord, Command, DEFAULT_RING_TIMEOUT, Disposition, HungUpBy, Leg, MediaCommand,
-    MediaPorts, Output, PbxConfig,
+    CallRecord, Command, Disposition, HungUpBy, Leg, MediaCommand, MediaPorts, Output, PbxConfig,
 };
 use super::peer::Peer;
-use super::registrar::RegistrarConfig;
 use crate::sip::auth::{Algorithm, expected_response, ha1};
-use crate::sip::transaction::TimerConfig;
 use crate::sip::{HeaderName, Message, Method, Request, Response, parse_datagram};
 
 const A_PORT: u16 = 20000;
@@ -31,18 +28,9 @@ struct Harness {
 
 fn config() -> PbxConfig {
     PbxConfig {
-        realm: "test".into(),
-        user_agent: "Dialtone-test".into(),
-        timers: TimerConfig::default(),
-        registrar: RegistrarConfig::default(),
-        auth_failure_limit: 3,
-        auth_failure_window: Duration::from_secs(60),
-        ban_duration: Duration::from_secs(300),
-        local_udp: "127.0.0.1:5060".parse().unwrap(),
         local_tcp: None,
         nonce_secret: [9; 32],
-        nonce_lifetime: Duration::from_secs(300),
-        ring_timeout: DEFAULT_RING_TIMEOUT,
+        ..PbxConfig::for_tests()
     }
 }
 

@@ -57,6 +57,28 @@ pub struct PbxConfig {
     pub ring_timeout: Duration,
 }
 
+#[cfg(test)]
+impl PbxConfig {
+    /// The settings the engine's scenario tests start from (realm `test`, default timers,
+    /// 3 failures ban for 300 s, loopback addresses, a fixed nonce secret).
+    pub(crate) fn for_tests() -> PbxConfig {
+        PbxConfig {
+            realm: "test".into(),
+            user_agent: "Dialtone-test".into(),
+            timers: TimerConfig::default(),
+            registrar: RegistrarConfig::default(),
+            auth_failure_limit: 3,
+            auth_failure_window: Duration::from_secs(60),
+            ban_duration: Duration::from_secs(300),
+            local_udp: SocketAddr::from(([127, 0, 0, 1], 5060)),
+            local_tcp: Some(SocketAddr::from(([127, 0, 0, 1], 5060))),
+            nonce_secret: [7; 32],
+            nonce_lifetime: Duration::from_secs(300),
+            ring_timeout: DEFAULT_RING_TIMEOUT,
+        }
+    }
+}
+
 /// Commands from the rest of the system (API, store watcher, runtime).
 #[derive(Debug, Clone)]
 pub enum Command {

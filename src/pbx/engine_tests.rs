@@ -9,9 +9,8 @@ use super::Pbx;
 use super::directory::Extension;
 use super::engine::{Command, Output, PbxConfig, PbxEvent, PersistOp};
 use super::peer::Peer;
-use super::registrar::{QualifyStatus, RegistrarConfig};
+use super::registrar::QualifyStatus;
 use crate::sip::auth::{Algorithm, expected_response, ha1};
-use crate::sip::transaction::TimerConfig;
 use crate::sip::{HeaderName, Message, Response, parse_datagram};
 
 struct Harness {
@@ -23,20 +22,7 @@ struct Harness {
 }
 
 fn config() -> PbxConfig {
-    PbxConfig {
-        realm: "test".into(),
-        user_agent: "Dialtone-test".into(),
-        timers: TimerConfig::default(),
-        registrar: RegistrarConfig::default(),
-        auth_failure_limit: 3,
-        auth_failure_window: Duration::from_secs(60),
-        ban_duration: Duration::from_secs(300),
-        local_udp: "127.0.0.1:5060".parse().unwrap(),
-        local_tcp: Some("127.0.0.1:5060".parse().unwrap()),
-        nonce_secret: [7; 32],
-        nonce_lifetime: Duration::from_secs(300),
-        ring_timeout: super::engine::DEFAULT_RING_TIMEOUT,
-    }
+    PbxConfig::for_tests()
 }
 
 impl Harness {

@@ -17,6 +17,32 @@ use super::CdrRow;
 use super::{StoreError, unix_now};
 use crate::pbx::directory::{BindingRecord, Extension};
 
+/// Bind the 17 stored fields of an extension (everything but id and the timestamps), in
+/// [`EXTENSION_COLUMNS`] order; works on `query` and `query_scalar` builders alike.
+macro_rules! bind_extension_fields {
+    ($query:expr, $ext:expr) => {{
+        let ext: &Extension = $ext;
+        $query
+            .bind(ext.number.as_str())
+            .bind(ext.name.as_str())
+            .bind(ext.email.as_deref())
+            .bind(ext.secret.as_str())
+            .bind(ext.enabled)
+            .bind(ext.context.as_str())
+            .bind(ext.transport.as_deref())
+            .bind(ext.codecs.join(","))
+            .bind(ext.max_contacts)
+            .bind(ext.remove_existing)
+            .bind(ext.qualify_frequency)
+            .bind(ext.caller_id.as_deref())
+            .bind(ext.voicemail_enabled)
+            .bind(ext.voicemail_pin.as_deref())
+            .bind(ext.allow_external)
+            .bind(ext.is_admin)
+            .bind(ext.notes.as_deref())
+    }};
+}
+
 /// Embedded migrations, in order: (version, file name). The SQL is compiled into the binary.
 /// Keep in step with `migrations/sqlite/` (a unit test checks that every file is listed).
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -231,24 +257,7 @@ impl SqliteStore {
                 } else {
                     ext.created_at
                 };
-                query = query
-                    .bind(ext.number.as_str())
-                    .bind(ext.name.as_str())
-                    .bind(ext.email.as_deref())
-                    .bind(ext.secret.as_str())
-                    .bind(ext.enabled)
-                    .bind(ext.context.as_str())
-                    .bind(ext.transport.as_deref())
-                    .bind(ext.codecs.join(","))
-                    .bind(ext.max_contacts)
-                    .bind(ext.remove_existing)
-                    .bind(ext.qualify_frequency)
-                    .bind(ext.caller_id.as_deref())
-                    .bind(ext.voicemail_enabled)
-                    .bind(ext.voicemail_pin.as_deref())
-                    .bind(ext.allow_external)
-                    .bind(ext.is_admin)
-                    .bind(ext.notes.as_deref())
+                query = bind_extension_fields!(query, ext)
                     .bind(created_at)
                     .bind(now);
             }
@@ -301,25 +310,7 @@ impl SqliteStore {
              allow_external = ?, is_admin = ?, notes = ?, updated_at = ? \
              WHERE {by} = ? RETURNING id, created_at"
         ));
-        let query = sqlx::query(sql)
-            .bind(ext.number.as_str())
-            .bind(ext.name.as_str())
-            .bind(ext.email.as_deref())
-            .bind(ext.secret.as_str())
-            .bind(ext.enabled)
-            .bind(ext.context.as_str())
-            .bind(ext.transport.as_deref())
-            .bind(ext.codecs.join(","))
-            .bind(ext.max_contacts)
-            .bind(ext.remove_existing)
-            .bind(ext.qualify_frequency)
-            .bind(ext.caller_id.as_deref())
-            .bind(ext.voicemail_enabled)
-            .bind(ext.voicemail_pin.as_deref())
-            .bind(ext.allow_external)
-            .bind(ext.is_admin)
-            .bind(ext.notes.as_deref())
-            .bind(now);
+        let query = bind_extension_fields!(sqlx::query(sql), ext).bind(now);
         let query = if ext.id > 0 {
             query.bind(ext.id)
         } else {
@@ -516,24 +507,7 @@ fn bind_extension<'q, O>(
     query: sqlx::query::QueryScalar<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments>,
     ext: &'q Extension,
 ) -> sqlx::query::QueryScalar<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments> {
-    query
-        .bind(ext.number.as_str())
-        .bind(ext.name.as_str())
-        .bind(ext.email.as_deref())
-        .bind(ext.secret.as_str())
-        .bind(ext.enabled)
-        .bind(ext.context.as_str())
-        .bind(ext.transport.as_deref())
-        .bind(ext.codecs.join(","))
-        .bind(ext.max_contacts)
-        .bind(ext.remove_existing)
-        .bind(ext.qualify_frequency)
-        .bind(ext.caller_id.as_deref())
-        .bind(ext.voicemail_enabled)
-        .bind(ext.voicemail_pin.as_deref())
-        .bind(ext.allow_external)
-        .bind(ext.is_admin)
-        .bind(ext.notes.as_deref())
+    bind_extension_fields!(query, ext)
         .bind(ext.created_at)
         .bind(ext.updated_at)
 }
