@@ -212,7 +212,7 @@ async fn shutdown_signal() {
 }
 
 async fn extension_cmd(cfg: Config, action: ExtCmd) -> Result<()> {
-    let store = Store::open(&cfg.database.url())
+    let store = Store::open(cfg.database.url())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     match action {
@@ -222,8 +222,8 @@ async fn extension_cmd(cfg: Config, action: ExtCmd) -> Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!(
-                "{:<10} {:<24} {:<8} {:<14} {}",
-                "NUMBER", "NAME", "ENABLED", "CONTEXT", "CODECS"
+                "{:<10} {:<24} {:<8} {:<14} CODECS",
+                "NUMBER", "NAME", "ENABLED", "CONTEXT"
             );
             for e in list {
                 println!(

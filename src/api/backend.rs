@@ -37,6 +37,24 @@ pub trait ApiBackend: Send + Sync + 'static {
     fn calls(&self) -> BoxFut<'_, Vec<CallInfo>> {
         Box::pin(async { Vec::new() })
     }
+    /// Click-to-dial: ring `from`, then call `to`; the caller leg's Call-ID.
+    fn originate<'a>(
+        &'a self,
+        from: &'a str,
+        to: &'a str,
+    ) -> BoxFut<'a, Result<String, OriginateFailure>> {
+        let _ = (from, to);
+        Box::pin(async { Err(OriginateFailure::Unavailable("no call engine".into())) })
+    }
+    /// Aggregates of the call records in `[from_ms, to_ms)`.
+    fn cdr_summary(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> BoxFut<'_, Result<crate::store::CdrSummary, BackendError>> {
+        let _ = (from_ms, to_ms);
+        Box::pin(async { Err(BackendError::Unavailable("no CDR store".into())) })
+    }
     /// Hang up a call by Call-ID; `NotFound` when there is none.
     fn hangup<'a>(&'a self, call_id: &'a str) -> BoxFut<'a, Result<(), BackendError>> {
         Box::pin(async move { Err(BackendError::NotFound(call_id.to_string())) })
@@ -54,6 +72,15 @@ pub trait ApiBackend: Send + Sync + 'static {
     }
 }
 
+/// Why a click-to-dial request failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginateFailure {
+    /// The engine refused it (unknown or unregistered extension …).
+    Rejected(crate::pbx::engine::OriginateError),
+    /// The core cannot answer (HTTP 503).
+    Unavailable(String),
+}
+
 /// A call in progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallInfo {
@@ -69,7 +96,7 @@ pub struct CallInfo {
 
 /// One call detail record as the API shows it (times in unix milliseconds here; the handler
 /// renders ISO 8601).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CdrInfo {
     pub call_id: String,
     pub from_extension: String,
@@ -84,6 +111,13 @@ pub struct CdrInfo {
     pub recording_file: Option<String>,
     pub hangup_cause: u16,
     pub hung_up_by: String,
+    /// Q.850 cause and Asterisk's text for it.
+    pub q850_cause: u8,
+    pub codec_a: Option<String>,
+    pub codec_b: Option<String>,
+    /// RTP received from the caller's (a) and the callee's (b) phone.
+    pub rtp_a: crate::store::CdrRtpStats,
+    pub rtp_b: crate::store::CdrRtpStats,
 }
 
 /// Failures of the backend, mapped to HTTP statuses by the API.

@@ -79,3 +79,80 @@ pub(crate) async fn hangup_path(
 ) -> Result<Json<Value>, ApiError> {
     hangup_id(&st, &id).await
 }
+
+/// `POST /api/call {"from","to"}`: click-to-dial. `from` rings first; when it answers,
+/// Dialtone calls `to`. Answers `{"success": true, "call_id": …}` at once (the call goes on).
+pub(crate) async fn originate(
+    State(st): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    use super::backend::OriginateFailure;
+    use crate::pbx::engine::OriginateError;
+    use axum::http::StatusCode;
+    let v: Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    if !v.is_object() {
+        return Err(ApiError::InvalidJson("expected a JSON object".into()));
+    }
+    let field = |name: &'static str| -> Result<String, ApiError> {
+        let n = match v.get(name) {
+            Some(Value::String(s)) => s.trim().to_owned(),
+            Some(Value::Number(n)) => n.to_string(),
+            None | Some(Value::Null) => {
+                return Err(ApiError::validation(
+                    name,
+                    "required",
+                    format!("{name} is required"),
+                ));
+            }
+            Some(_) => {
+                return Err(ApiError::validation(
+                    name,
+                    "string",
+                    format!("{name} must be an extension number"),
+                ));
+            }
+        };
+        if n.is_empty() || n.len() > 20 || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ApiError::validation(
+                name,
+                "digits",
+                format!("{name} must be an extension number (digits)"),
+            ));
+        }
+        Ok(n)
+    };
+    let from = field("from")?;
+    let to = field("to")?;
+    if from == to {
+        return Err(ApiError::validation(
+            "to",
+            "different:from",
+            "to must differ from from",
+        ));
+    }
+    let call_id = st
+        .backend
+        .originate(&from, &to)
+        .await
+        .map_err(|e| match e {
+            OriginateFailure::Rejected(OriginateError::NotFound { field, number }) => {
+                ApiError::Field {
+                    status: StatusCode::NOT_FOUND,
+                    field,
+                    message: format!("Extension {number} not found"),
+                }
+            }
+            OriginateFailure::Rejected(OriginateError::NotRegistered(n)) => ApiError::Field {
+                status: StatusCode::CONFLICT,
+                field: "from",
+                message: format!("Extension {n} is not registered"),
+            },
+            OriginateFailure::Rejected(OriginateError::SameExtension) => {
+                ApiError::validation("to", "different:from", "to must differ from from")
+            }
+            OriginateFailure::Unavailable(d) => ApiError::Unavailable(d),
+        })?;
+    tracing::info!(%from, %to, %call_id, "click-to-dial through the API");
+    Ok(Json(json!({"success": true, "call_id": call_id})))
+}

@@ -125,10 +125,24 @@ pub(crate) async fn list(
                     "recording_file": r.recording_file,
                     "hangup_cause": r.hangup_cause,
                     "hung_up_by": r.hung_up_by,
+                    "q850_cause": r.q850_cause,
+                    "hangup_cause_text": crate::pbx::cause::text(r.q850_cause),
+                    "codec_a": r.codec_a,
+                    "codec_b": r.codec_b,
+                    "rtp": { "a": leg_json(&r.rtp_a), "b": leg_json(&r.rtp_b) },
                 })
             })
             .collect(),
     )))
+}
+
+fn leg_json(s: &crate::store::CdrRtpStats) -> Value {
+    json!({
+        "packets": s.packets,
+        "bytes": s.bytes,
+        "lost": s.lost,
+        "jitter_ms": (s.jitter_ms * 100.0).round() / 100.0,
+    })
 }
 
 #[cfg(test)]

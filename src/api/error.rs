@@ -50,6 +50,14 @@ pub enum ApiError {
     /// The route exists but not with this method (405).
     #[error("Method not allowed")]
     MethodNotAllowed,
+    /// A request that names something that does not exist or cannot be used now (`status`
+    /// 404 or 409), with the field that named it.
+    #[error("{message}")]
+    Field {
+        status: StatusCode,
+        field: &'static str,
+        message: String,
+    },
     /// The backend cannot answer (503); the detail is logged, not returned.
     #[error("Service unavailable")]
     Unavailable(String),
@@ -85,6 +93,7 @@ impl ApiError {
             ApiError::Duplicate => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Field { status, .. } => *status,
         }
     }
 
@@ -100,6 +109,10 @@ impl ApiError {
             ApiError::MissingCredentials { field } => {
                 body.insert("field".into(), json!(field));
                 body.insert("rule".into(), json!("required"));
+            }
+            ApiError::Field { field, message, .. } => {
+                body.insert("error".into(), json!(message));
+                body.insert("field".into(), json!(field));
             }
             ApiError::Duplicate => {
                 body.insert("field".into(), json!("number"));

@@ -23,6 +23,7 @@ mod cdr;
 mod error;
 mod extensions;
 pub mod jwt;
+mod statistics;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,7 +37,10 @@ use axum::{Json, middleware};
 use serde::Serialize;
 
 pub use auth::{ApiConfig, LOGIN_MAX_ATTEMPTS, LOGIN_WINDOW, LoginThrottle, Principal};
-pub use backend::{ApiBackend, BackendError, BoxFut, CallInfo, CdrInfo, ContactInfo, StatusCounts};
+pub use backend::{
+    ApiBackend, BackendError, BoxFut, CallInfo, CdrInfo, ContactInfo, OriginateFailure,
+    StatusCounts,
+};
 pub use error::ApiError;
 pub use extensions::{
     KNOWN_CODECS, MAX_CONTACTS_RANGE, QUALIFY_FREQUENCY_RANGE, is_valid_email, is_valid_number,
@@ -73,10 +77,12 @@ pub fn router(backend: Arc<dyn ApiBackend>, cfg: ApiConfig) -> Router {
         )
         .route("/api/status/detail", get(status_detail))
         .route("/api/cdr", get(cdr::list))
+        .route("/api/statistics", get(statistics::get))
         .route("/api/calls", get(calls::list))
         .route("/api/calls/detail", get(calls::detail))
         .route("/api/calls/{id}", axum::routing::delete(calls::hangup_path))
         .route("/api/call/hangup", post(calls::hangup_body))
+        .route("/api/call", post(calls::originate))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_auth,

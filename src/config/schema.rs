@@ -145,6 +145,15 @@ pub struct ServerConfig {
     pub rtp_port_range_start: u16,
     /// Last RTP port of the media relay (inclusive).
     pub rtp_port_range_end: u16,
+    /// Networks whose phones reach Dialtone directly (CIDR, Asterisk's `local_net`). Phones
+    /// outside them get `external_ip` in SDP, Via and Contact. Empty = the private, loopback
+    /// and link-local ranges.
+    pub local_net: Vec<ipnet::IpNet>,
+    /// Seconds without RTP (while not on hold) before an answered call is hung up; 0 = never
+    /// (Asterisk's `rtp_timeout`).
+    pub rtp_timeout: u32,
+    /// Seconds a call rings before it is given up with 480 (`Dial(PJSIP/N,30)`).
+    pub ring_timeout: u32,
 }
 
 impl Default for ServerConfig {
@@ -155,6 +164,9 @@ impl Default for ServerConfig {
             external_ip: None,
             rtp_port_range_start: 10000,
             rtp_port_range_end: 20000,
+            local_net: Vec::new(),
+            rtp_timeout: 60,
+            ring_timeout: 30,
         }
     }
 }

@@ -28,7 +28,8 @@ use tracing::{debug, info};
 use super::{Output, Pbx};
 use crate::pbx::peer::{Peer, Proto};
 use crate::sdp::{
-    LocalOrigin, SessionDescription, check_answer, filter_offer, is_hold, rewrite_for_relay,
+    LocalOrigin, SessionDescription, build_offer, check_answer, filter_offer, is_hold,
+    rewrite_for_relay,
 };
 use crate::sip::auth::{AuthError, Credentials, Secret};
 use crate::sip::transaction::{ClientDisposition, TxId, TxKey, TxMethod};
@@ -65,8 +66,30 @@ pub enum MediaCommand {
     },
     /// `leg` put the call on hold (sendonly/inactive) or resumed it.
     SetHold { call: u64, leg: Leg, hold: bool },
+    /// RTP received on `leg` with payload type `from` is forwarded with `to` (RFC 4733
+    /// telephone-event numbered differently by the two phones).
+    SetPtMap {
+        call: u64,
+        leg: Leg,
+        from: u8,
+        to: u8,
+    },
     /// Release the call's ports.
     Close { call: u64 },
+}
+
+/// Why a click-to-dial / originate request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OriginateError {
+    /// `field` (`from` or `to`) names no enabled extension.
+    #[error("{field}: extension {number} not found")]
+    NotFound { field: &'static str, number: String },
+    /// `from` has no registered contact to ring.
+    #[error("from: extension {0} is not registered")]
+    NotRegistered(String),
+    /// `from` and `to` are the same extension.
+    #[error("to: cannot call the originating extension itself")]
+    SameExtension,
 }
 
 /// How a call ended (Asterisk CDR dispositions).
@@ -103,6 +126,8 @@ pub enum HungUpBy {
 /// One finished call, for the CDR store. Times are unix milliseconds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallRecord {
+    /// Engine call id (as in [`MediaCommand`]s).
+    pub id: u64,
     /// The A-leg Call-ID.
     pub call_id: String,
     /// Caller extension (the authenticated user).
@@ -115,7 +140,12 @@ pub struct CallRecord {
     pub disposition: Disposition,
     /// SIP status: the final response to the caller's INVITE, or 200 for an answered call.
     pub hangup_cause: u16,
+    /// Q.850 cause ([`super::cause`]).
+    pub q850_cause: u8,
     pub hung_up_by: HungUpBy,
+    /// Negotiated codec per leg (Asterisk names), once an answer was seen.
+    pub codec_a: Option<String>,
+    pub codec_b: Option<String>,
 }
 
 /// One call in progress (API view). Times are unix milliseconds.
@@ -139,8 +169,22 @@ pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(30);
 enum Phase {
     /// Waiting for `MediaOpened`.
     Media,
+    /// An originated call rings its caller.
+    Originating,
     Ringing,
     Answered,
+}
+
+/// Click-to-dial: Dialtone rings the `from` extension first (these branches, with an offer of
+/// its own), and calls the callee once it answers (RFC 3725 flow I, with the relay in the
+/// middle).
+#[derive(Debug)]
+struct Originate {
+    branches: Vec<Branch>,
+    /// The offer sent to the caller's phones.
+    offer: SessionDescription,
+    /// The caller answered: the A leg is a dialog in which Dialtone is the UAC.
+    answered: bool,
 }
 
 #[derive(Debug)]
@@ -162,7 +206,10 @@ struct Branch {
 #[derive(Debug)]
 struct ALeg {
     peer: Peer,
-    tx: TxId,
+    /// The caller's INVITE server transaction (None for an originated call).
+    tx: Option<TxId>,
+    /// The caller's INVITE; for an originated call, the dialog as if the phone had sent it
+    /// (From = the phone's identity with its tag, To = ours).
     invite: Request,
     call_id: String,
     /// Dialtone's To tag.
@@ -222,12 +269,32 @@ struct Call {
     answer: Option<u64>,
     /// A relayed offer (re-INVITE/UPDATE with SDP) awaits its answer.
     offer_pending: bool,
+    /// Negotiated codec per leg (A, B), Asterisk names.
+    codecs: [Option<String>; 2],
+    /// Set for a click-to-dial call.
+    origin: Option<Box<Originate>>,
+    /// RFC 4028: the session expires unless refreshed by then (the last 2xx to an INVITE or
+    /// UPDATE that carried Session-Expires, minus the §10 margin).
+    session_deadline: Option<Instant>,
+}
+
+impl Call {
+    /// The A-leg dialog exists (a caller's INVITE was answered, or an originated call's
+    /// caller picked up).
+    fn a_established(&self) -> bool {
+        self.phase == Phase::Answered || self.origin.as_ref().is_some_and(|o| o.answered)
+    }
 }
 
 /// What a client transaction of ours belongs to.
 #[derive(Debug)]
 enum ClientRole {
     Branch {
+        call: u64,
+        index: usize,
+    },
+    /// A branch ringing the caller of an originated call.
+    Origin {
         call: u64,
         index: usize,
     },
@@ -301,6 +368,11 @@ fn contact_uri(headers_contact: Option<&str>) -> Option<String> {
 
 impl Pbx {
     fn relay_ip(&self, peer: Peer) -> IpAddr {
+        if let Some(ext) = self.cfg.external_ip
+            && !self.cfg.is_local(peer.addr.ip())
+        {
+            return ext;
+        }
         let ip = self.cfg.local_udp.ip();
         if ip.is_unspecified() {
             super::target_local_guess(peer.addr)
@@ -433,7 +505,7 @@ impl Pbx {
             phase: Phase::Media,
             a: ALeg {
                 peer,
-                tx,
+                tx: Some(tx),
                 invite: req,
                 call_id: call_id.clone(),
                 local_tag,
@@ -454,6 +526,9 @@ impl Pbx {
             start: self.unix_ms(now),
             answer: None,
             offer_pending: false,
+            codecs: [None, None],
+            origin: None,
+            session_deadline: None,
         };
         info!(call = id, caller = %call.caller, callee = %call.callee, "new call");
         self.calls.calls.insert(id, call);
@@ -563,7 +638,8 @@ impl Pbx {
         self.respond(now, tx, req, 407, "Proxy Authentication Required", &extra);
     }
 
-    /// The relay answered `MediaCommand::Open`: fork.
+    /// The relay answered `MediaCommand::Open`: fork (or, for an originated call, ring the
+    /// caller first).
     pub(super) fn media_opened(&mut self, now: Instant, id: u64, ports: MediaPorts) {
         let Some(call) = self.calls.calls.get_mut(&id) else {
             self.emit_media(MediaCommand::Close { call: id });
@@ -572,36 +648,35 @@ impl Pbx {
         if call.phase != Phase::Media {
             return;
         }
-        call.phase = Phase::Ringing;
-        let a_offer = call.a_offer.clone();
-        let callee = call.callee.clone();
-        let caller = call.caller.clone();
-        let mf = call.a.invite.max_forwards().unwrap_or(70).saturating_sub(1);
-        let mut b_offer = call.b_offer.take().unwrap_or_else(|| a_offer.clone());
-        let a_peer = call.a.peer;
-        let mut b_origin = call.b_origin;
-        let relay_ip = self.relay_ip(a_peer);
-        if let Err(e) = rewrite_for_relay(&mut b_offer, relay_ip, &ports.b, &mut b_origin, false) {
-            debug!(call = id, error = %e, "relay rewrite failed");
-            self.fail_call(now, id, 500, "Server Internal Error", HungUpBy::System);
+        call.ports = Some(ports);
+        if call.origin.is_some() {
+            self.ring_caller(now, id);
             return;
         }
-        let call = self.calls.calls.get_mut(&id).expect("checked above");
-        call.b_origin = b_origin;
-        call.ports = Some(ports);
-        call.b_offer = Some(b_offer.clone());
+        call.phase = Phase::Ringing;
+        let a_offer = call.a_offer.clone();
+        let b_offer = call.b_offer.take().unwrap_or_else(|| a_offer.clone());
         self.emit_media(MediaCommand::SetRemote {
             call: id,
             leg: Leg::A,
             sdp: Box::new(a_offer),
         });
-        let body = Bytes::from(b_offer.print());
-        let timer_headers = self
-            .calls
-            .calls
-            .get(&id)
-            .map(|c| request_timer_headers(&c.a.invite.headers))
-            .unwrap_or_default();
+        self.fork_callee(now, id, b_offer);
+    }
+
+    /// INVITE every contact of the callee with `b_offer` (rewritten to the B-leg relay port).
+    fn fork_callee(&mut self, now: Instant, id: u64, b_offer: SessionDescription) {
+        let Some(call) = self.calls.calls.get(&id) else {
+            return;
+        };
+        let callee = call.callee.clone();
+        let caller = call.caller.clone();
+        let mf = call.a.invite.max_forwards().unwrap_or(70).saturating_sub(1);
+        let b_origin = call.b_origin;
+        let b_ports = call.ports.as_ref().map(|p| p.b.clone()).unwrap_or_default();
+        let timer_headers = request_timer_headers(&call.a.invite.headers);
+        // The offer per relay address (a branch outside local_net gets external_ip).
+        let mut bodies: Vec<(IpAddr, Bytes)> = Vec::new();
         let display = self
             .directory
             .get(&caller)
@@ -618,6 +693,27 @@ impl Pbx {
                 continue;
             };
             let (host, port, proto) = self.local_addr_for(peer);
+            let relay_ip = self.relay_ip(peer);
+            let body = match bodies.iter().find(|(ip, _)| *ip == relay_ip) {
+                Some((_, b)) => b.clone(),
+                None => {
+                    let mut offer = b_offer.clone();
+                    let mut origin = b_origin;
+                    if let Err(e) =
+                        rewrite_for_relay(&mut offer, relay_ip, &b_ports, &mut origin, false)
+                    {
+                        debug!(call = id, error = %e, "relay rewrite failed");
+                        self.fail_call(now, id, 500, "Server Internal Error", HungUpBy::System);
+                        return;
+                    }
+                    let b = Bytes::from(offer.print());
+                    if let Some(call) = self.calls.calls.get_mut(&id) {
+                        call.b_offer = Some(offer);
+                    }
+                    bodies.push((relay_ip, b.clone()));
+                    b
+                }
+            };
             let branch = self.new_branch();
             let tag = self.new_tag();
             let call_id = format!("{branch}@{host}");
@@ -642,7 +738,7 @@ impl Pbx {
             for (name, value) in &timer_headers {
                 h.push(name.clone(), value.clone());
             }
-            r.body = body.clone();
+            r.body = body;
             let bytes = r.to_bytes();
             let key = TxKey::client(branch, TxMethod::Invite);
             let tx = self
@@ -679,8 +775,442 @@ impl Pbx {
             self.fail_call(now, id, 480, "Temporarily Unavailable", HungUpBy::System);
             return;
         }
-
         self.drain_tx(now);
+    }
+
+    /// Click-to-dial (`POST /api/call`, AMI Originate): ring `from`'s phones with an offer of
+    /// Dialtone's own; when one answers, call `to` like a call from `from`. Returns the engine
+    /// call id and the Call-ID of the caller's leg.
+    pub(super) fn originate(
+        &mut self,
+        now: Instant,
+        from: &str,
+        to: &str,
+    ) -> Result<(u64, String), OriginateError> {
+        let caller = self
+            .directory
+            .get(from)
+            .filter(|e| e.enabled)
+            .ok_or_else(|| OriginateError::NotFound {
+                field: "from",
+                number: from.to_owned(),
+            })?;
+        if self.directory.get(to).filter(|e| e.enabled).is_none() {
+            return Err(OriginateError::NotFound {
+                field: "to",
+                number: to.to_owned(),
+            });
+        }
+        if from == to {
+            return Err(OriginateError::SameExtension);
+        }
+        let Some(first) = self.registrar.bindings_of(from).first().map(|b| b.source) else {
+            return Err(OriginateError::NotRegistered(from.to_owned()));
+        };
+        let _ = caller;
+        self.calls.next_id += 1;
+        let id = self.calls.next_id;
+        let call_id = format!("api-call-{from}-{to}-{id}");
+        let local_tag = self.new_tag();
+        let (host, _, _) = self.local_addr_for(first);
+        // The caller's leg as if its phone had sent the INVITE: From = its identity (the tag
+        // arrives with its answer), To = Dialtone's side (the callee) with our tag.
+        let mut invite = Request::new(
+            Method::Invite,
+            Uri::parse(&format!("sip:{to}@{host}"))
+                .unwrap_or_else(|_| Uri::sip(Some(to), &host, None)),
+        );
+        invite
+            .headers
+            .push(HeaderName::From, format!("<sip:{from}@{host}>"));
+        invite
+            .headers
+            .push(HeaderName::To, format!("<sip:{to}@{host}>;tag={local_tag}"));
+        invite.headers.push(HeaderName::CallId, call_id.clone());
+        invite.headers.push(HeaderName::CSeq, "1 INVITE");
+        let origin_seed = self.tag_seq ^ id;
+        let call = Call {
+            phase: Phase::Media,
+            a: ALeg {
+                peer: first,
+                tx: None,
+                invite,
+                call_id: call_id.clone(),
+                local_tag,
+                target: String::new(),
+                cseq: 1,
+            },
+            branches: Vec::new(),
+            b: None,
+            a_offer: SessionDescription::parse(
+                b"v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n",
+            )
+            .expect("static SDP"),
+            b_offer: None,
+            ports: None,
+            a_origin: LocalOrigin::new(origin_seed & 0xffff_ffff),
+            b_origin: LocalOrigin::new((origin_seed >> 16) & 0xffff_ffff),
+            caller: from.to_owned(),
+            callee: to.to_owned(),
+            ring_deadline: now + self.cfg.ring_timeout,
+            retx: [None, None],
+            start: self.unix_ms(now),
+            answer: None,
+            offer_pending: false,
+            codecs: [None, None],
+            origin: Some(Box::new(Originate {
+                branches: Vec::new(),
+                offer: SessionDescription::parse(
+                    b"v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n",
+                )
+                .expect("static SDP"),
+                answered: false,
+            })),
+            session_deadline: None,
+        };
+        info!(call = id, from, to, "originate: ringing the caller first");
+        self.calls.calls.insert(id, call);
+        self.calls.dialogs.insert(call_id.clone(), (id, Leg::A));
+        self.calls
+            .timers
+            .push(Reverse((now + self.cfg.ring_timeout, id)));
+        self.emit_media(MediaCommand::Open {
+            call: id,
+            streams: 1,
+        });
+        Ok((id, call_id))
+    }
+
+    /// Originated call, relay ports ready: INVITE every contact of the caller.
+    fn ring_caller(&mut self, now: Instant, id: u64) {
+        let Some(call) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        call.phase = Phase::Originating;
+        let (from, to) = (call.caller.clone(), call.callee.clone());
+        let a_port = call
+            .ports
+            .as_ref()
+            .and_then(|p| p.a.first().copied())
+            .unwrap_or(0);
+        let a_peer = call.a.peer;
+        let call_id = call.a.call_id.clone();
+        let tag = call.a.local_tag.clone();
+        let relay_ip = self.relay_ip(a_peer);
+        let codecs = self
+            .directory
+            .get(&from)
+            .map(|e| e.codecs.clone())
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| {
+                super::super::directory::DEFAULT_CODECS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            });
+        let Some(call) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        let offer = match build_offer(&codecs, relay_ip, a_port, &call.a_origin) {
+            Ok(o) => o,
+            Err(e) => {
+                info!(call = id, error = %e, "originate: no usable codec for the caller");
+                self.fail_call(now, id, 488, "Not Acceptable Here", HungUpBy::System);
+                return;
+            }
+        };
+        if let Some(o) = call.origin.as_mut() {
+            o.offer = offer.clone();
+        }
+        let body = Bytes::from(offer.print());
+        let display = self
+            .directory
+            .get(&to)
+            .map(|e| e.name.replace('"', ""))
+            .unwrap_or_default();
+        let targets: Vec<(String, Peer)> = self
+            .registrar
+            .bindings_of(&from)
+            .iter()
+            .map(|b| (b.contact.clone(), b.source))
+            .collect();
+        let mut branches = Vec::new();
+        for (contact, peer) in targets {
+            let Ok(uri) = Uri::parse(&contact) else {
+                continue;
+            };
+            let (host, port, proto) = self.local_addr_for(peer);
+            let branch = self.new_branch();
+            let mut r = Request::new(Method::Invite, uri);
+            let h = &mut r.headers;
+            h.push(
+                HeaderName::Via,
+                format!("SIP/2.0/{proto} {host}:{port};branch={branch};rport"),
+            );
+            h.push(HeaderName::MaxForwards, "70");
+            h.push(
+                HeaderName::From,
+                format!("\"{display}\" <sip:{to}@{host}>;tag={tag}"),
+            );
+            h.push(HeaderName::To, format!("<sip:{from}@{host}>"));
+            h.push(HeaderName::CallId, call_id.clone());
+            h.push(HeaderName::CSeq, "1 INVITE");
+            h.push(HeaderName::Contact, format!("<sip:{to}@{host}:{port}>"));
+            h.push(HeaderName::Allow, super::ALLOW);
+            h.push(HeaderName::UserAgent, self.cfg.user_agent.clone());
+            h.push(HeaderName::ContentType, "application/sdp");
+            r.body = body.clone();
+            let key = TxKey::client(branch, TxMethod::Invite);
+            let tx = self
+                .txs
+                .send_request(now, key, peer, peer.proto.is_reliable(), r.to_bytes())
+                .ok();
+            let index = branches.len();
+            if let Some(tx) = tx {
+                self.calls
+                    .clients
+                    .insert(tx, ClientRole::Origin { call: id, index });
+            }
+            branches.push(Branch {
+                peer,
+                tx,
+                invite: r,
+                call_id: call_id.clone(),
+                to_tag: None,
+                final_status: None,
+                got_provisional: false,
+                cancelled: false,
+            });
+        }
+        let empty = branches.is_empty();
+        if let Some(o) = self
+            .calls
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.origin.as_mut())
+        {
+            o.branches = branches;
+        }
+        if empty {
+            self.fail_call(now, id, 480, "Temporarily Unavailable", HungUpBy::System);
+            return;
+        }
+        self.drain_tx(now);
+    }
+
+    /// A response to an INVITE ringing the caller of an originated call.
+    fn origin_response(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        disp: ClientDisposition,
+        id: u64,
+        index: usize,
+        resp: &Response,
+    ) {
+        let status = resp.status;
+        let Some(origin) = self
+            .calls
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.origin.as_mut())
+        else {
+            self.orphan_response(now, tx, disp, resp);
+            return;
+        };
+        let Some(branch) = origin.branches.get_mut(index) else {
+            return;
+        };
+        if status < 200 {
+            branch.got_provisional = true;
+            return;
+        }
+        if (200..300).contains(&status) {
+            let target = contact_uri(resp.headers.get(&HeaderName::Contact));
+            let (invite, peer) = (branch.invite.clone(), branch.peer);
+            let first = branch.final_status.is_none();
+            branch.final_status = Some(status);
+            let already = origin.answered;
+            let ack = rebranch(
+                build_ack(&invite, resp, target.as_deref()),
+                &self.new_branch(),
+            );
+            self.transmit(peer, ack.to_bytes());
+            if already {
+                // A retransmitted 2xx (re-ACKed above), or a second phone answering: BYE it.
+                let winner = self.calls.calls.get(&id).is_some_and(|c| {
+                    resp.to().and_then(|t| t.tag().map(str::to_owned))
+                        == c.a.invite.from().and_then(|f| f.tag().map(str::to_owned))
+                });
+                if first && !winner {
+                    let mut bye = rebranch(
+                        build_ack(&invite, resp, target.as_deref()),
+                        &self.new_branch(),
+                    );
+                    bye.method = Method::Bye;
+                    bye.headers.set(HeaderName::CSeq, "2 BYE");
+                    if let Some(key) = branch_key(&bye)
+                        && let Ok(t) = self.txs.send_request(
+                            now,
+                            key,
+                            peer,
+                            peer.proto.is_reliable(),
+                            bye.to_bytes(),
+                        )
+                    {
+                        self.calls.clients.insert(t, ClientRole::Fire);
+                    }
+                }
+                self.drain_tx(now);
+                return;
+            }
+            self.caller_answered(now, id, index, resp, target);
+            return;
+        }
+        if disp == ClientDisposition::PassToTuThenAck {
+            let ack = build_ack(&branch.invite, resp, None);
+            let _ = self.txs.set_ack_for_non_2xx(now, tx, ack.to_bytes());
+        }
+        self.calls.clients.remove(&tx);
+        self.origin_branch_failed(now, id, index, status);
+    }
+
+    /// A branch ringing the caller of an originated call failed with `status`.
+    fn origin_branch_failed(&mut self, now: Instant, id: u64, index: usize, status: u16) {
+        let Some(origin) = self
+            .calls
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.origin.as_mut())
+        else {
+            return;
+        };
+        if let Some(b) = origin.branches.get_mut(index) {
+            b.final_status = Some(status);
+        }
+        if origin.answered {
+            return;
+        }
+        if status < 600 && origin.branches.iter().any(|b| b.final_status.is_none()) {
+            return;
+        }
+        let statuses: Vec<u16> = origin
+            .branches
+            .iter()
+            .filter_map(|b| b.final_status)
+            .collect();
+        let best = if statuses.contains(&486) || status >= 600 {
+            486
+        } else {
+            statuses
+                .iter()
+                .copied()
+                .filter(|s| *s != 408 && *s != 487)
+                .min()
+                .unwrap_or(480)
+        };
+        info!(
+            call = id,
+            status = best,
+            "originate: the caller did not answer"
+        );
+        self.fail_call(
+            now,
+            id,
+            best,
+            Response::default_reason(best),
+            HungUpBy::Caller,
+        );
+    }
+
+    /// The caller of an originated call answered: its leg becomes the A dialog, and the
+    /// callee is called with the caller's answer as the offer.
+    fn caller_answered(
+        &mut self,
+        now: Instant,
+        id: u64,
+        index: usize,
+        resp: &Response,
+        target: Option<String>,
+    ) {
+        self.cancel_origin_branches(now, id, Some(index));
+        let Some(call) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(origin) = call.origin.as_mut() else {
+            return;
+        };
+        origin.answered = true;
+        let branch = &origin.branches[index];
+        let answer = SessionDescription::parse(&resp.body)
+            .map_err(|e| e.to_string())
+            .and_then(|sdp| match check_answer(&origin.offer, &sdp) {
+                Ok(()) => Ok(sdp),
+                Err(e) => Err(e.to_string()),
+            });
+        // The A dialog as if the phone had sent the INVITE (see `originate`).
+        let our_from = branch
+            .invite
+            .headers
+            .get(&HeaderName::From)
+            .unwrap_or_default()
+            .to_owned();
+        let their_to = resp
+            .headers
+            .get(&HeaderName::To)
+            .unwrap_or_default()
+            .to_owned();
+        call.a.peer = branch.peer;
+        call.a.target = target.unwrap_or_else(|| branch.invite.uri.to_string());
+        call.a.invite.headers.set(HeaderName::From, their_to);
+        call.a.invite.headers.set(HeaderName::To, our_from);
+        let answer = match answer {
+            Ok(a) => a,
+            Err(why) => {
+                info!(call = id, %why, "originate: the caller's answer is unusable");
+                self.fail_call_with(now, id, 488, "Not Acceptable Here", &[], HungUpBy::System);
+                return;
+            }
+        };
+        call.codecs[0] = first_codec(&answer);
+        call.a_offer = answer.clone();
+        let callee_codecs = self
+            .directory
+            .get(&call.callee)
+            .map(|e| e.codecs.clone())
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| {
+                super::super::directory::DEFAULT_CODECS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            });
+        self.emit_media(MediaCommand::SetRemote {
+            call: id,
+            leg: Leg::A,
+            sdp: Box::new(answer.clone()),
+        });
+        // The caller's answer is the offer to the callee: the codec the caller chose.
+        let b_offer = match filter_offer(&answer, &callee_codecs) {
+            Ok(o) => o,
+            Err(e) => {
+                info!(call = id, error = %e, "originate: no codec in common with the callee");
+                self.fail_call(now, id, 488, "Not Acceptable Here", HungUpBy::System);
+                return;
+            }
+        };
+        if let Some(call) = self.calls.calls.get_mut(&id) {
+            call.phase = Phase::Ringing;
+            call.ring_deadline = now + self.cfg.ring_timeout;
+            self.calls
+                .timers
+                .push(Reverse((now + self.cfg.ring_timeout, id)));
+        }
+        info!(
+            call = id,
+            "originate: the caller answered, calling the callee"
+        );
+        self.fork_callee(now, id, b_offer);
     }
 
     /// Hang up a call from outside (API, media timeout): a ringing call is cancelled (its
@@ -799,7 +1329,7 @@ impl Pbx {
         // answered branch (RFC 3261 §12.2.2).
         let from_tag = req.from().and_then(|f| f.tag().map(str::to_owned));
         let answered = self.calls.calls.get(&id).is_some_and(|c| {
-            c.phase == Phase::Answered
+            (c.phase == Phase::Answered || (leg == Leg::A && c.a_established()))
                 && match leg {
                     Leg::A => {
                         from_tag.is_some()
@@ -821,6 +1351,22 @@ impl Pbx {
             return;
         }
         debug!(call = id, %peer, method = %req.method, "in-dialog request");
+        if self
+            .calls
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.phase != Phase::Answered)
+        {
+            // The caller of an originated call, while the callee still rings.
+            if req.method == Method::Bye {
+                self.respond(now, tx, &req, 200, "OK", &[]);
+                self.cancel_branches(now, id, None);
+                self.end_call(now, id, Disposition::Cancelled, 487, HungUpBy::Caller);
+            } else {
+                self.respond(now, tx, &req, 491, "Request Pending", &[]);
+            }
+            return;
+        }
         match req.method {
             Method::Bye => {
                 self.respond(now, tx, &req, 200, "OK", &[]);
@@ -934,7 +1480,10 @@ impl Pbx {
     /// Rewrite an SDP for `to` with that leg's relay ports (bumping our version).
     fn rewrite_for(&mut self, id: u64, to: Leg, mut sdp: SessionDescription) -> Option<Bytes> {
         let call = self.calls.calls.get(&id)?;
-        let peer = call.a.peer;
+        let peer = match to {
+            Leg::A => call.a.peer,
+            Leg::B => call.b.as_ref().map_or(call.a.peer, |b| b.peer),
+        };
         let ports = call.ports.as_ref()?;
         let ports = match to {
             Leg::A => ports.a.clone(),
@@ -1061,6 +1610,9 @@ impl Pbx {
             ClientRole::Branch { call, index } => {
                 self.branch_response(now, tx, disp, call, index, resp)
             }
+            ClientRole::Origin { call, index } => {
+                self.origin_response(now, tx, disp, call, index, resp)
+            }
             ClientRole::Relay(_) => {
                 if resp.status < 200 {
                     return true;
@@ -1125,6 +1677,11 @@ impl Pbx {
                     Some(body),
                 );
                 let _ = self.txs.respond(now, server, resp.status, bytes.clone());
+                if matches!(sent.method, Method::Invite | Method::Update)
+                    && (200..300).contains(&resp.status)
+                {
+                    self.arm_session_timer(now, call, &resp.headers);
+                }
                 if sent.method == Method::Invite
                     && (200..300).contains(&resp.status)
                     && let Some(peer) = self.leg_peer(call, from)
@@ -1135,6 +1692,25 @@ impl Pbx {
         }
         self.drain_tx(now);
         true
+    }
+
+    /// A 2xx with `Session-Expires` (RFC 4028) passed: the session must be refreshed within
+    /// the interval, else Dialtone ends it (BYE both ways) shortly before it expires (§10).
+    fn arm_session_timer(&mut self, now: Instant, id: u64, headers: &crate::sip::Headers) {
+        let Some(secs) = headers
+            .get(&HeaderName::SessionExpires)
+            .and_then(|v| v.split(';').next())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|s| *s >= 90)
+        else {
+            return;
+        };
+        let margin = (secs / 3).min(32);
+        let due = now + Duration::from_secs(secs - margin);
+        if let Some(call) = self.calls.calls.get_mut(&id) {
+            call.session_deadline = Some(due);
+            self.calls.timers.push(Reverse((due, id)));
+        }
     }
 
     fn local_contact(&self, id: u64, toward: Leg) -> Option<(HeaderName, String)> {
@@ -1148,6 +1724,45 @@ impl Pbx {
         Some((HeaderName::Contact, format!("<sip:{user}@{host}:{port}>")))
     }
 
+    /// A final response for an INVITE of a call that is gone: ACK a failure, ACK and BYE a
+    /// late 2xx.
+    fn orphan_response(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        disp: ClientDisposition,
+        resp: &Response,
+    ) {
+        let status = resp.status;
+        if status < 200 {
+            return;
+        }
+        self.calls.clients.remove(&tx);
+        let Some((invite, peer)) = self.calls.orphans.remove(&tx) else {
+            return;
+        };
+        if disp == ClientDisposition::PassToTuThenAck {
+            let ack = build_ack(&invite, resp, None);
+            let _ = self.txs.set_ack_for_non_2xx(now, tx, ack.to_bytes());
+        } else if status < 300 {
+            let target = contact_uri(resp.headers.get(&HeaderName::Contact));
+            let b1 = self.new_branch();
+            let ack = rebranch(build_ack(&invite, resp, target.as_deref()), &b1);
+            self.transmit(peer, ack.to_bytes());
+            let b2 = self.new_branch();
+            let mut bye = rebranch(build_ack(&invite, resp, target.as_deref()), &b2);
+            bye.method = Method::Bye;
+            bye.headers.set(HeaderName::CSeq, "2 BYE");
+            if let Some(key) = branch_key(&bye)
+                && let Ok(t) =
+                    self.txs
+                        .send_request(now, key, peer, peer.proto.is_reliable(), bye.to_bytes())
+            {
+                self.calls.clients.insert(t, ClientRole::Fire);
+            }
+        }
+    }
+
     fn branch_response(
         &mut self,
         now: Instant,
@@ -1159,38 +1774,7 @@ impl Pbx {
     ) {
         let status = resp.status;
         let Some(call) = self.calls.calls.get_mut(&id) else {
-            // The call is gone: ACK a failure, ACK and BYE a late 2xx.
-            if status < 200 {
-                return;
-            }
-            self.calls.clients.remove(&tx);
-            let Some((invite, peer)) = self.calls.orphans.remove(&tx) else {
-                return;
-            };
-            if disp == ClientDisposition::PassToTuThenAck {
-                let ack = build_ack(&invite, resp, None);
-                let _ = self.txs.set_ack_for_non_2xx(now, tx, ack.to_bytes());
-            } else if status < 300 {
-                let target = contact_uri(resp.headers.get(&HeaderName::Contact));
-                let b1 = self.new_branch();
-                let ack = rebranch(build_ack(&invite, resp, target.as_deref()), &b1);
-                self.transmit(peer, ack.to_bytes());
-                let b2 = self.new_branch();
-                let mut bye = rebranch(build_ack(&invite, resp, target.as_deref()), &b2);
-                bye.method = Method::Bye;
-                bye.headers.set(HeaderName::CSeq, "2 BYE");
-                if let Some(key) = branch_key(&bye)
-                    && let Ok(t) = self.txs.send_request(
-                        now,
-                        key,
-                        peer,
-                        peer.proto.is_reliable(),
-                        bye.to_bytes(),
-                    )
-                {
-                    self.calls.clients.insert(t, ClientRole::Fire);
-                }
-            }
+            self.orphan_response(now, tx, disp, resp);
             return;
         };
         let Some(branch) = call.branches.get_mut(index) else {
@@ -1307,11 +1891,41 @@ impl Pbx {
                 leg: Leg::B,
                 sdp: Box::new(sdp.clone()),
             });
+            let codec = first_codec(&sdp);
+            let Some(call) = self.calls.calls.get_mut(&id) else {
+                return;
+            };
+            if call.origin.is_some() {
+                // Click-to-dial: the caller has had its answer since it picked up.
+                call.codecs[1] = codec;
+                let our_te = call
+                    .origin
+                    .as_ref()
+                    .and_then(|o| o.offer.audio().and_then(crate::sdp::dtmf_pt));
+                let b_te = sdp.audio().and_then(crate::sdp::dtmf_pt);
+                if let (Some(from), Some(to)) = (our_te, b_te)
+                    && from != to
+                {
+                    // The caller sends events with the number of Dialtone's offer; the callee
+                    // expects the one of its answer.
+                    self.emit_media(MediaCommand::SetPtMap {
+                        call: id,
+                        leg: Leg::A,
+                        from,
+                        to,
+                    });
+                }
+                info!(call = id, "answered");
+                self.drain_tx(now);
+                return;
+            }
+            call.codecs = [codec.clone(), codec];
             if let Some(b) = self.rewrite_for_answer(id, sdp) {
                 body = b;
                 extra.push((HeaderName::ContentType, "application/sdp".into()));
             }
             info!(call = id, "answered");
+            self.arm_session_timer(now, id, &resp.headers);
             if let Some(call) = self.calls.calls.get(&id) {
                 extra.extend(response_timer_headers(
                     &resp.headers,
@@ -1428,35 +2042,22 @@ impl Pbx {
         let Some(call) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        let mut cancels = Vec::new();
-        let mut deferred = Vec::new();
-        for (i, b) in call.branches.iter_mut().enumerate() {
-            if Some(i) == keep || b.final_status.is_some() || b.cancelled {
-                continue;
-            }
-            b.cancelled = true;
-            let Some(tx) = b.tx else { continue };
-            let mut c = Request::new(Method::Cancel, b.invite.uri.clone());
-            for name in [
-                HeaderName::Via,
-                HeaderName::MaxForwards,
-                HeaderName::From,
-                HeaderName::To,
-                HeaderName::CallId,
-            ] {
-                if let Some(v) = b.invite.headers.get(&name) {
-                    c.headers.push(name.clone(), v.to_owned());
-                }
-            }
-            c.headers.push(HeaderName::CSeq, "1 CANCEL");
-            if b.got_provisional {
-                cancels.push((b.peer, c));
-            } else {
-                // RFC 3261 §9.1: no CANCEL before a provisional response; it goes out with
-                // the first one (a final response makes it moot).
-                deferred.push((tx, (c, b.peer)));
-            }
-        }
+        let (cancels, deferred) = cancel_requests(&mut call.branches, keep);
+        self.calls.pending_cancel.extend(deferred);
+        self.send_cancels(now, cancels);
+    }
+
+    /// CANCEL every pending branch ringing the caller of an originated call, except `keep`.
+    fn cancel_origin_branches(&mut self, now: Instant, id: u64, keep: Option<usize>) {
+        let Some(origin) = self
+            .calls
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.origin.as_mut())
+        else {
+            return;
+        };
+        let (cancels, deferred) = cancel_requests(&mut origin.branches, keep);
         self.calls.pending_cancel.extend(deferred);
         self.send_cancels(now, cancels);
     }
@@ -1492,12 +2093,11 @@ impl Pbx {
         let Some(call) = self.calls.calls.get(&id) else {
             return;
         };
-        let (tx, peer, tag, invite) = (
-            call.a.tx,
-            call.a.peer,
-            call.a.local_tag.clone(),
-            call.a.invite.clone(),
-        );
+        let Some(tx) = call.a.tx else {
+            // An originated call: the caller's phone already answered Dialtone.
+            return;
+        };
+        let (peer, tag, invite) = (call.a.peer, call.a.local_tag.clone(), call.a.invite.clone());
         extra.extend(self.local_contact(id, Leg::A));
         let bytes =
             self.build_response_with_tag(&invite, status, reason, &extra, Some(&tag), Some(body));
@@ -1540,12 +2140,20 @@ impl Pbx {
         by: HungUpBy,
     ) {
         self.cancel_branches(now, id, None);
+        self.cancel_origin_branches(now, id, None);
         let Some(call) = self.calls.calls.get(&id) else {
             return;
         };
-        let (tx, invite, tag) = (call.a.tx, call.a.invite.clone(), call.a.local_tag.clone());
-        let bytes = self.build_response_with_tag(&invite, status, reason, extra, Some(&tag), None);
-        let _ = self.txs.respond(now, tx, status, bytes);
+        match call.a.tx {
+            Some(tx) => {
+                let (invite, tag) = (call.a.invite.clone(), call.a.local_tag.clone());
+                let bytes =
+                    self.build_response_with_tag(&invite, status, reason, extra, Some(&tag), None);
+                let _ = self.txs.respond(now, tx, status, bytes);
+            }
+            None if call.a_established() => self.send_bye(now, id, Leg::A),
+            None => {}
+        }
         let disposition = match status {
             486 | 600 => Disposition::Busy,
             487 => Disposition::Cancelled,
@@ -1576,7 +2184,19 @@ impl Pbx {
                 self.calls.orphans.insert(tx, (b.invite, b.peer));
             }
         }
-        self.calls.by_invite.remove(&call.a.tx);
+        if let Some(tx) = call.a.tx {
+            self.calls.by_invite.remove(&tx);
+        }
+        if let Some(origin) = call.origin {
+            for b in origin.branches {
+                if b.final_status.is_none()
+                    && let Some(tx) = b.tx
+                    && self.calls.clients.contains_key(&tx)
+                {
+                    self.calls.orphans.insert(tx, (b.invite, b.peer));
+                }
+            }
+        }
         if call.ports.is_some() || call.phase == Phase::Media {
             self.emit_media(MediaCommand::Close { call: id });
         }
@@ -1586,7 +2206,14 @@ impl Pbx {
             cause,
             "call ended"
         );
+        let [codec_a, codec_b] = call.codecs;
+        let q850_cause = match (disposition, by) {
+            (Disposition::Answered, _) if cause == 200 => crate::pbx::cause::q850::NORMAL_CLEARING,
+            (Disposition::NoAnswer, HungUpBy::System) => crate::pbx::cause::q850::NO_ANSWER,
+            _ => crate::pbx::cause::from_sip(cause),
+        };
         let record = CallRecord {
+            id,
             call_id: call.a.call_id,
             from: call.caller,
             to: call.callee,
@@ -1595,7 +2222,10 @@ impl Pbx {
             end: self.unix_ms(now),
             disposition,
             hangup_cause: cause,
+            q850_cause,
             hung_up_by: by,
+            codec_a,
+            codec_b,
         };
         self.calls_ended += 1;
         self.out.push_back(Output::Cdr(Box::new(record)));
@@ -1624,7 +2254,9 @@ impl Pbx {
                 );
                 continue;
             }
-            if call.phase == Phase::Ringing && call.ring_deadline <= now {
+            if matches!(call.phase, Phase::Ringing | Phase::Originating)
+                && call.ring_deadline <= now
+            {
                 info!(call = id, "ring timeout");
                 self.fail_call(
                     now,
@@ -1633,6 +2265,16 @@ impl Pbx {
                     "Temporarily Unavailable (no answer)",
                     HungUpBy::System,
                 );
+                continue;
+            }
+            if call.phase == Phase::Answered && call.session_deadline.is_some_and(|d| d <= now) {
+                info!(
+                    call = id,
+                    "session timer expired without a refresh (RFC 4028): hanging up"
+                );
+                self.send_bye(now, id, Leg::A);
+                self.send_bye(now, id, Leg::B);
+                self.end_call(now, id, Disposition::Answered, 408, HungUpBy::System);
                 continue;
             }
             let t2 = self.txs.config().t2;
@@ -1677,6 +2319,9 @@ impl Pbx {
         match self.calls.clients.remove(&tx) {
             Some(ClientRole::Branch { call, index }) => {
                 self.branch_failed(now, call, index, 408, "Request Timeout")
+            }
+            Some(ClientRole::Origin { call, index }) => {
+                self.origin_branch_failed(now, call, index, 408)
             }
             Some(ClientRole::Relay(relay)) => {
                 if let Some(c) = self.calls.calls.get_mut(&relay.call) {
@@ -1767,6 +2412,57 @@ fn response_timer_headers(
         }
     }
     out
+}
+
+/// The first codec of an SDP's audio stream, by its Asterisk name (`ulaw`, `g722` …).
+fn first_codec(sdp: &SessionDescription) -> Option<String> {
+    let m = sdp.audio()?;
+    m.rtpmaps()
+        .find(|(_, r)| !r.is_telephone_event())
+        .map(|(_, r)| {
+            crate::sdp::codec::asterisk_name(r.encoding, r.clock_rate)
+                .map(str::to_owned)
+                .unwrap_or_else(|| r.encoding.to_ascii_lowercase())
+        })
+}
+
+/// CANCEL requests for the pending branches (all but `keep`): those to send now, and those
+/// that wait for the branch's first provisional response (RFC 3261 §9.1).
+#[allow(clippy::type_complexity)]
+fn cancel_requests(
+    branches: &mut [Branch],
+    keep: Option<usize>,
+) -> (Vec<(Peer, Request)>, Vec<(TxId, (Request, Peer))>) {
+    let mut cancels = Vec::new();
+    let mut deferred = Vec::new();
+    for (i, b) in branches.iter_mut().enumerate() {
+        if Some(i) == keep || b.final_status.is_some() || b.cancelled {
+            continue;
+        }
+        b.cancelled = true;
+        let Some(tx) = b.tx else { continue };
+        let mut c = Request::new(Method::Cancel, b.invite.uri.clone());
+        for name in [
+            HeaderName::Via,
+            HeaderName::MaxForwards,
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+        ] {
+            if let Some(v) = b.invite.headers.get(&name) {
+                c.headers.push(name.clone(), v.to_owned());
+            }
+        }
+        c.headers.push(HeaderName::CSeq, "1 CANCEL");
+        if b.got_provisional {
+            cancels.push((b.peer, c));
+        } else {
+            // RFC 3261 §9.1: no CANCEL before a provisional response; it goes out with
+            // the first one (a final response makes it moot).
+            deferred.push((tx, (c, b.peer)));
+        }
+    }
+    (cancels, deferred)
 }
 
 fn other(leg: Leg) -> Leg {

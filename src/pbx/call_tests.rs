@@ -1087,3 +1087,295 @@ fn glare_second_offer_gets_491() {
         Method::Invite
     );
 }
+
+// ------------------------------------------------------------------ click-to-dial (originate)
+
+/// Alice's phone answering Dialtone's INVITE (she is the UAS of the A leg here).
+const A_ANSWER: &str = "v=0\r\no=alice 3 3 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
+m=audio 4000 RTP/AVP 8 96\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:96 telephone-event/8000\r\na=sendrecv\r\n";
+
+#[test]
+fn originate_rings_the_caller_then_the_callee() {
+    let mut h = Harness::with_both();
+    let (id, call_id) = h
+        .pbx
+        .originate_call(h.now, "1001", "1002")
+        .expect("originate");
+    h.drain();
+    assert!(call_id.starts_with("api-call-1001-1002"));
+    // Alice rings first, with Dialtone's own offer on the A-leg relay port.
+    let a_inv = h
+        .requests_for(alice())
+        .into_iter()
+        .find(|r| r.method == Method::Invite)
+        .expect("INVITE to the caller");
+    assert_eq!(a_inv.call_id(), Some(call_id.as_str()));
+    assert!(a_inv.from().unwrap().uri.user.as_deref() == Some("1002"));
+    let offer = sdp_of(&a_inv.body);
+    assert!(
+        offer.contains(&format!("m=audio {A_PORT} RTP/AVP 0 8 9 101")),
+        "{offer}"
+    );
+    assert!(
+        offer.contains("a=rtpmap:101 telephone-event/8000"),
+        "{offer}"
+    );
+    assert!(
+        h.requests_for(bob()).is_empty(),
+        "the callee waits for the caller"
+    );
+    // Alice answers (PCMA, telephone-event renumbered 96): ACKed, then Bob rings.
+    h.send(alice(), Message::Response(reply(&a_inv, 180, "a1", None)));
+    h.send(
+        alice(),
+        Message::Response(reply(&a_inv, 200, "a1", Some(A_ANSWER))),
+    );
+    let to_a = h.requests_for(alice());
+    assert_eq!(
+        to_a.iter().map(|r| r.method.clone()).collect::<Vec<_>>(),
+        [Method::Ack]
+    );
+    let b_inv = h
+        .requests_for(bob())
+        .into_iter()
+        .find(|r| r.method == Method::Invite)
+        .expect("INVITE to the callee");
+    assert!(b_inv.from().unwrap().uri.user.as_deref() == Some("1001"));
+    let b_offer = sdp_of(&b_inv.body);
+    assert!(
+        b_offer.contains(&format!("m=audio {B_PORT} RTP/AVP 8 96")),
+        "{b_offer}"
+    );
+    // Bob answers with telephone-event at 101: events from Alice (sent as 101, the number of
+    // Dialtone's offer) reach Bob as his 101 — no map; PCMA both ways.
+    let b_sdp = "v=0\r\no=bob 7 7 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\n\
+m=audio 5000 RTP/AVP 8 96\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:96 telephone-event/8000\r\na=sendrecv\r\n";
+    let b_ok = reply(&b_inv, 200, "b1", Some(b_sdp));
+    h.send(bob(), Message::Response(b_ok.clone()));
+    assert_eq!(h.requests_for(bob())[0].method, Method::Ack);
+    assert!(
+        h.responses_for(alice()).is_empty(),
+        "Alice already has her answer"
+    );
+    // Alice sends telephone-event with 101 (Dialtone's offer); Bob expects 96.
+    assert!(h.media.iter().any(|m| matches!(
+        m,
+        MediaCommand::SetPtMap { call, leg: Leg::A, from: 101, to: 96 } if *call == id
+    )));
+    let view = h.pbx.calls();
+    assert_eq!(view.len(), 1);
+    assert!(view[0].answered);
+    assert_eq!(view[0].call_id, call_id);
+    // Bob hangs up: BYE to Alice in her dialog (our From tag, her To tag).
+    h.input(bob(), &bob_request("BYE", &b_inv, &b_ok, 2, None));
+    let bye = h
+        .requests_for(alice())
+        .into_iter()
+        .find(|r| r.method == Method::Bye)
+        .expect("BYE to the caller");
+    assert_eq!(bye.call_id(), Some(call_id.as_str()));
+    assert_eq!(bye.to().unwrap().tag(), Some("a1"));
+    assert_eq!(bye.from().unwrap().tag(), a_inv.from().unwrap().tag());
+    assert_eq!(bye.cseq().unwrap().seq, 2);
+    let cdr = h.cdrs.pop().expect("CDR");
+    assert_eq!(cdr.disposition, Disposition::Answered);
+    assert_eq!((cdr.from.as_str(), cdr.to.as_str()), ("1001", "1002"));
+    assert_eq!(cdr.codec_a.as_deref(), Some("alaw"));
+    assert_eq!(cdr.codec_b.as_deref(), Some("alaw"));
+    assert_eq!(cdr.q850_cause, 16);
+    assert_eq!(cdr.hung_up_by, HungUpBy::Callee);
+}
+
+#[test]
+fn originate_caller_hangs_up_while_the_callee_rings() {
+    let mut h = Harness::with_both();
+    let (_, call_id) = h.pbx.originate_call(h.now, "1001", "1002").unwrap();
+    h.drain();
+    let a_inv = h.requests_for(alice()).pop().unwrap();
+    let a_ok = reply(&a_inv, 200, "a1", Some(A_ANSWER));
+    h.send(alice(), Message::Response(a_ok));
+    h.requests_for(alice());
+    let b_inv = h.requests_for(bob()).pop().unwrap();
+    h.send(bob(), Message::Response(reply(&b_inv, 180, "b1", None)));
+    // Alice's BYE in the dialog Dialtone set up (she is the UAS: From = her To).
+    let bye = format!(
+        "BYE sip:1002@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKabye\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:1001@127.0.0.1>;tag=a1\r\nTo: {}\r\nCall-ID: {call_id}\r\n\
+         CSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+        a_inv.headers.get(&HeaderName::From).unwrap()
+    );
+    h.input(alice(), &bye);
+    assert_eq!(h.responses_for(alice()).pop().unwrap().status, 200);
+    assert!(
+        h.requests_for(bob())
+            .iter()
+            .any(|r| r.method == Method::Cancel)
+    );
+    let cdr = h.cdrs.pop().unwrap();
+    assert_eq!(cdr.disposition, Disposition::Cancelled);
+    assert_eq!(cdr.hung_up_by, HungUpBy::Caller);
+    assert!(h.pbx.calls().is_empty());
+}
+
+#[test]
+fn originate_caller_does_not_answer() {
+    let mut h = Harness::with_both();
+    h.pbx.originate_call(h.now, "1001", "1002").unwrap();
+    h.drain();
+    let a_inv = h.requests_for(alice()).pop().unwrap();
+    h.send(alice(), Message::Response(reply(&a_inv, 180, "a1", None)));
+    h.advance(Duration::from_secs(31));
+    assert!(
+        h.requests_for(alice())
+            .iter()
+            .any(|r| r.method == Method::Cancel),
+        "ring timeout cancels the caller's phone"
+    );
+    assert!(h.requests_for(bob()).is_empty(), "the callee never rang");
+    let cdr = h.cdrs.pop().unwrap();
+    assert_eq!(cdr.disposition, Disposition::NoAnswer);
+    assert_eq!(cdr.q850_cause, 19);
+}
+
+#[test]
+fn originate_refuses_unknown_unregistered_and_self() {
+    use super::engine::OriginateError;
+    let mut h = Harness::new(Extension::new("1002", "Bob", "secret1002"));
+    h.register("1002", "secret1002", bob());
+    let now = h.now;
+    assert!(matches!(
+        h.pbx.originate_call(now, "1009", "1002"),
+        Err(OriginateError::NotFound { field: "from", .. })
+    ));
+    assert!(matches!(
+        h.pbx.originate_call(now, "1002", "1009"),
+        Err(OriginateError::NotFound { field: "to", .. })
+    ));
+    assert_eq!(
+        h.pbx.originate_call(now, "1001", "1002"),
+        Err(OriginateError::NotRegistered("1001".into()))
+    );
+    assert_eq!(
+        h.pbx.originate_call(now, "1002", "1002"),
+        Err(OriginateError::SameExtension)
+    );
+    assert!(h.pbx.calls().is_empty());
+}
+
+// ------------------------------------------------------------------ session timers, CDR, NAT
+
+#[test]
+fn session_timer_without_refresh_ends_the_call() {
+    let mut h = Harness::with_both();
+    let (inv, b_inv) = h.ring(bob());
+    let mut ok = reply(&b_inv, 200, "b1", Some(B_SDP));
+    ok.headers
+        .push(HeaderName::SessionExpires, "90;refresher=uac");
+    h.send(bob(), Message::Response(ok));
+    let a_ok = h.responses_for(alice()).pop().unwrap();
+    assert_eq!(
+        a_ok.headers.get(&HeaderName::SessionExpires),
+        Some("90;refresher=uac")
+    );
+    h.input(alice(), &ack_2xx(&inv, &a_ok));
+    h.requests_for(bob());
+    // RFC 4028 §10: BYE at SE - min(32, SE/3) = 60 s without a refresh.
+    h.advance(Duration::from_secs(59));
+    assert!(h.cdrs.is_empty());
+    h.advance(Duration::from_secs(2));
+    assert!(
+        h.requests_for(bob())
+            .iter()
+            .any(|r| r.method == Method::Bye)
+    );
+    assert!(
+        h.requests_for(alice())
+            .iter()
+            .any(|r| r.method == Method::Bye)
+    );
+    assert_eq!(h.cdrs.pop().unwrap().hung_up_by, HungUpBy::System);
+}
+
+#[test]
+fn cdr_carries_codec_and_q850_cause() {
+    let mut h = Harness::with_both();
+    let (inv, b_inv) = h.ring(bob());
+    h.send(bob(), Message::Response(reply(&b_inv, 486, "b1", None)));
+    let busy = h.responses_for(alice()).pop().unwrap();
+    assert_eq!(busy.status, 486);
+    h.input(alice(), &ack_for(&inv, &busy));
+    let cdr = h.cdrs.pop().unwrap();
+    assert_eq!(cdr.disposition, Disposition::Busy);
+    assert_eq!(cdr.q850_cause, 17);
+    assert_eq!(cdr.codec_a, None);
+
+    let mut h = Harness::with_both();
+    let (_, a_ok, _, _) = h.answered();
+    assert_eq!(a_ok.status, 200);
+    let id = h.pbx.calls()[0].id;
+    h.pbx.handle_command(
+        h.now,
+        Command::Hangup {
+            call: id,
+            status: None,
+        },
+    );
+    h.drain();
+    let cdr = h.cdrs.pop().unwrap();
+    assert_eq!(cdr.codec_a.as_deref(), Some("ulaw"));
+    assert_eq!(cdr.codec_b.as_deref(), Some("ulaw"));
+    assert_eq!(cdr.q850_cause, 16);
+}
+
+#[test]
+fn external_ip_is_written_for_peers_outside_local_net() {
+    let now = Instant::now();
+    let cfg = PbxConfig {
+        external_ip: Some("198.51.100.7".parse().unwrap()),
+        local_nets: vec!["192.0.2.0/28".parse().unwrap()],
+        ..config()
+    };
+    let mut pbx = Pbx::new(cfg, (now, 1_800_000_000_000));
+    pbx.handle_command(
+        now,
+        Command::LoadDirectory(vec![
+            Extension::new("1001", "Alice", "secret1001"),
+            Extension::new("1002", "Bob", "secret1002"),
+        ]),
+    );
+    let mut h = Harness {
+        pbx,
+        now,
+        sent: Vec::new(),
+        media: Vec::new(),
+        cdrs: Vec::new(),
+    };
+    h.drain();
+    // Alice (192.0.2.10) is inside 192.0.2.0/28; Bob (192.0.2.20) is outside.
+    h.register("1001", "secret1001", alice());
+    h.register("1002", "secret1002", bob());
+    let (_inv, b_inv) = h.ring(bob());
+    let offer = sdp_of(&b_inv.body);
+    assert!(offer.contains("c=IN IP4 198.51.100.7"), "{offer}");
+    assert!(
+        b_inv
+            .headers
+            .get(&HeaderName::Via)
+            .unwrap()
+            .contains("198.51.100.7")
+    );
+    assert!(
+        b_inv
+            .headers
+            .get(&HeaderName::Contact)
+            .unwrap()
+            .contains("198.51.100.7")
+    );
+    h.send(
+        bob(),
+        Message::Response(reply(&b_inv, 200, "b1", Some(B_SDP))),
+    );
+    let a_ok = h.responses_for(alice()).pop().unwrap();
+    let answer = sdp_of(&a_ok.body);
+    assert!(answer.contains("c=IN IP4 127.0.0.1"), "{answer}");
+}

@@ -30,7 +30,7 @@ use crate::sip::{Contact, HeaderName, Message, Method, Request, Response, Scheme
 pub mod call;
 pub use call::{
     CallRecord, CallView, DEFAULT_RING_TIMEOUT, Disposition, HungUpBy, Leg, MediaCommand,
-    MediaPorts,
+    MediaPorts, OriginateError,
 };
 
 /// Methods Dialtone answers (Allow header).
@@ -55,6 +55,27 @@ pub struct PbxConfig {
     pub nonce_lifetime: Duration,
     /// How long a call rings before it is given up (480), [`DEFAULT_RING_TIMEOUT`] by default.
     pub ring_timeout: Duration,
+    /// Public address for peers outside `local_nets` (SDP, Via, Contact).
+    pub external_ip: Option<IpAddr>,
+    /// Networks reached directly; empty = private, loopback and link-local ranges.
+    pub local_nets: Vec<ipnet::IpNet>,
+}
+
+impl PbxConfig {
+    /// Whether `ip` is on a local network (gets the local address, not `external_ip`).
+    pub fn is_local(&self, ip: IpAddr) -> bool {
+        if !self.local_nets.is_empty() {
+            return self.local_nets.iter().any(|n| n.contains(&ip));
+        }
+        match ip {
+            IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local(),
+            IpAddr::V6(v6) => {
+                v6.is_loopback()
+                    || (v6.segments()[0] & 0xfe00) == 0xfc00
+                    || (v6.segments()[0] & 0xffc0) == 0xfe80
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -75,12 +96,16 @@ impl PbxConfig {
             nonce_secret: [7; 32],
             nonce_lifetime: Duration::from_secs(300),
             ring_timeout: DEFAULT_RING_TIMEOUT,
+            external_ip: None,
+            local_nets: Vec::new(),
         }
     }
 }
 
-/// Commands from the rest of the system (API, store watcher, runtime).
+/// Commands from the rest of the system (API, store watcher, runtime). Per call or per
+/// directory change, never per packet: the size of the largest variant does not matter.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Replace the whole directory (start-up, reload). Bindings of extensions that vanish or are
     /// disabled are dropped.
@@ -354,6 +379,19 @@ impl Pbx {
         self.call_views()
     }
 
+    /// Click-to-dial: ring `from`, and when it answers, call `to`. Returns the engine call id
+    /// and the caller leg's Call-ID (what the API reports and hangs up by).
+    pub fn originate_call(
+        &mut self,
+        now: Instant,
+        from: &str,
+        to: &str,
+    ) -> Result<(u64, String), OriginateError> {
+        let r = self.originate(now, from, to);
+        self.drain_tx(now);
+        r
+    }
+
     pub fn extension(&self, number: &str) -> Option<&Extension> {
         self.directory.get(number)
     }
@@ -514,6 +552,7 @@ impl Pbx {
 
     /// Checks made before any transaction or authentication: an answer here ends processing.
     /// Returns (status, reason, extra headers).
+    #[allow(clippy::type_complexity)]
     fn precheck(&self, req: &Request) -> Option<(u16, &'static str, Vec<(HeaderName, String)>)> {
         if !matches!(req.uri.scheme, Scheme::Sip | Scheme::Sips) {
             return Some((416, "Unsupported URI Scheme", Vec::new()));
@@ -936,10 +975,10 @@ impl Pbx {
                 Proto::Tcp => pbx.cfg.local_tcp.unwrap_or(pbx.cfg.local_udp),
                 Proto::Udp => pbx.cfg.local_udp,
             };
-            let local_host = if local.ip().is_unspecified() {
-                target_local_guess(target.addr)
-            } else {
-                local.ip()
+            let local_host = match pbx.cfg.external_ip {
+                Some(ext) if !pbx.cfg.is_local(target.addr.ip()) => ext,
+                _ if local.ip().is_unspecified() => target_local_guess(target.addr),
+                _ => local.ip(),
             };
             format!(
                 "OPTIONS {contact} SIP/2.0\r\n\

@@ -1,6 +1,7 @@
 //! PBX logic (sans-IO): the extension directory, the registrar, calls (the B2BUA in
 //! [`engine::call`]), later presence.
 
+pub mod cause;
 pub mod directory;
 pub mod engine;
 pub mod peer;

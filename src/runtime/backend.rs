@@ -7,7 +7,8 @@ use tracing::{debug, info, warn};
 
 use super::core::CoreHandle;
 use crate::api::{
-    ApiBackend, ApiConfig, BackendError, BoxFut, CallInfo, CdrInfo, ContactInfo, StatusCounts,
+    ApiBackend, ApiConfig, BackendError, BoxFut, CallInfo, CdrInfo, ContactInfo, OriginateFailure,
+    StatusCounts,
 };
 use crate::config::Config;
 use crate::pbx::directory::Extension;
@@ -136,6 +137,33 @@ impl ApiBackend for Backend {
         })
     }
 
+    fn originate<'a>(
+        &'a self,
+        from: &'a str,
+        to: &'a str,
+    ) -> BoxFut<'a, Result<String, OriginateFailure>> {
+        Box::pin(async move {
+            match self.core.originate(from.to_owned(), to.to_owned()).await {
+                Some(Ok((_, call_id))) => Ok(call_id),
+                Some(Err(e)) => Err(OriginateFailure::Rejected(e)),
+                None => Err(OriginateFailure::Unavailable("core stopped".into())),
+            }
+        })
+    }
+
+    fn cdr_summary(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> BoxFut<'_, Result<crate::store::CdrSummary, BackendError>> {
+        Box::pin(async move {
+            self.store
+                .cdr_summary(from_ms, to_ms)
+                .await
+                .map_err(store_err)
+        })
+    }
+
     fn cdrs(
         &self,
         from_ms: i64,
@@ -163,6 +191,11 @@ impl ApiBackend for Backend {
                     recording_file: r.recording_file,
                     hangup_cause: r.hangup_cause,
                     hung_up_by: r.hung_up_by,
+                    q850_cause: r.q850_cause,
+                    codec_a: r.codec_a,
+                    codec_b: r.codec_b,
+                    rtp_a: r.rtp_a,
+                    rtp_b: r.rtp_b,
                 })
                 .collect())
         })

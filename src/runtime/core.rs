@@ -12,9 +12,10 @@ use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, error, warn};
 
+use super::media_bridge::BridgeMsg;
 use super::sip_io::{self, ConnWriter, TcpSettings, WriteError};
 use crate::pbx::Pbx;
-use crate::pbx::engine::{CallRecord, CallView, HungUpBy};
+use crate::pbx::engine::{CallRecord, CallView, HungUpBy, OriginateError};
 use crate::pbx::engine::{Command, ContactView, MediaCommand, Output, PbxEvent, PersistOp, Stats};
 use crate::pbx::peer::{ConnId, Peer, Proto};
 use crate::store::{BindingOp, CdrRow};
@@ -42,6 +43,11 @@ pub fn cdr_row(r: &CallRecord) -> CdrRow {
             HungUpBy::System => "system",
         }
         .to_string(),
+        q850_cause: r.q850_cause,
+        codec_a: r.codec_a.clone(),
+        codec_b: r.codec_b.clone(),
+        rtp_a: Default::default(),
+        rtp_b: Default::default(),
     }
 }
 
@@ -80,6 +86,12 @@ pub enum CoreMsg {
     Hangup {
         key: String,
         reply: oneshot::Sender<bool>,
+    },
+    /// Click-to-dial (`from` rings first, then `to`).
+    Originate {
+        from: String,
+        to: String,
+        reply: oneshot::Sender<Result<(u64, String), OriginateError>>,
     },
     /// Stop: answer nothing more, flush, exit.
     Shutdown,
@@ -136,6 +148,20 @@ impl CoreHandle {
         rx.await.unwrap_or(false)
     }
 
+    /// Click-to-dial; None when the core is gone.
+    pub async fn originate(
+        &self,
+        from: String,
+        to: String,
+    ) -> Option<Result<(u64, String), OriginateError>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(CoreMsg::Originate { from, to, reply })
+            .await
+            .ok()?;
+        rx.await.ok()
+    }
+
     /// Subscribe to engine events (a slow subscriber lags; it never blocks the core).
     pub fn subscribe(&self) -> broadcast::Receiver<PbxEvent> {
         self.events.subscribe()
@@ -157,10 +183,9 @@ pub struct Core {
     pub tcp: TcpSettings,
     /// The multi-threaded runtime, for tasks the core starts (outgoing TCP connections).
     pub io_runtime: tokio::runtime::Handle,
-    /// Media commands to the relay bridge task.
-    pub media: mpsc::UnboundedSender<MediaCommand>,
-    /// Finished calls to the CDR writer.
-    pub cdrs: mpsc::UnboundedSender<CdrRow>,
+    /// Media commands and finished calls to the relay bridge task (which hands the calls'
+    /// records, with their RTP statistics, to the CDR writer).
+    pub media: mpsc::UnboundedSender<BridgeMsg>,
 }
 
 /// Create the channel pair for a core.
@@ -282,6 +307,9 @@ impl Core {
             CoreMsg::Calls { reply } => {
                 let _ = reply.send(self.pbx.calls());
             }
+            CoreMsg::Originate { from, to, reply } => {
+                let _ = reply.send(self.pbx.originate_call(now, &from, &to));
+            }
             CoreMsg::Hangup { key, reply } => {
                 let found = self
                     .pbx
@@ -314,16 +342,19 @@ impl Core {
             match out {
                 Output::Media(cmd) => {
                     // Per call, never per packet: the bridge task owns the relay sessions.
-                    if let Err(e) = self.media.send(cmd) {
-                        if let MediaCommand::Open { call, .. } = e.0 {
-                            self.pbx
-                                .handle_command(Instant::now(), Command::MediaFailed { call });
-                        }
+                    if let Err(e) = self.media.send(BridgeMsg::Media(cmd))
+                        && let BridgeMsg::Media(MediaCommand::Open { call, .. }) = e.0
+                    {
+                        self.pbx
+                            .handle_command(Instant::now(), Command::MediaFailed { call });
                     }
                 }
                 Output::Cdr(record) => {
                     tracing::info!(call_id = %record.call_id, from = %record.from, to = %record.to, disposition = record.disposition.as_str(), cause = record.hangup_cause, "call ended");
-                    let _ = self.cdrs.send(cdr_row(&record));
+                    let _ = self.media.send(BridgeMsg::Cdr {
+                        call: record.id,
+                        row: Box::new(cdr_row(&record)),
+                    });
                 }
                 Output::Transmit { to, bytes } => match to.proto {
                     Proto::Udp => outbox.push((to, bytes)),

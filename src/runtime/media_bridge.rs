@@ -14,6 +14,25 @@ use crate::media::{self, MediaEvent, SessionId};
 use crate::pbx::engine::Command;
 use crate::pbx::engine::{Leg, MediaCommand, MediaPorts};
 use crate::sdp::SessionDescription;
+use crate::store::{CdrRow, CdrRtpStats};
+
+/// What the core sends the bridge, in order: media commands, and finished calls' records,
+/// which get their per-leg RTP statistics here (the `Close` before them left them behind)
+/// before they go on to the CDR writer.
+#[derive(Debug)]
+pub enum BridgeMsg {
+    Media(MediaCommand),
+    Cdr { call: u64, row: Box<CdrRow> },
+}
+
+fn cdr_stats(s: &media::LegStats) -> CdrRtpStats {
+    CdrRtpStats {
+        packets: i64::try_from(s.packets).unwrap_or(i64::MAX),
+        bytes: i64::try_from(s.bytes).unwrap_or(i64::MAX),
+        lost: s.lost,
+        jitter_ms: s.jitter_ms,
+    }
+}
 
 fn relay_leg(leg: Leg) -> media::Leg {
     match leg {
@@ -42,15 +61,29 @@ fn stream_remote(
 pub async fn run(
     relay: RelayHandle,
     mut events: broadcast::Receiver<MediaEvent>,
-    mut rx: mpsc::UnboundedReceiver<MediaCommand>,
+    mut rx: mpsc::UnboundedReceiver<BridgeMsg>,
     core: mpsc::Sender<CoreMsg>,
+    cdrs: mpsc::UnboundedSender<CdrRow>,
 ) {
+    // Stats of calls whose media closed, until their CDR passes (right after the Close).
+    let mut closed: HashMap<u64, (CdrRtpStats, CdrRtpStats)> = HashMap::new();
     let mut calls: HashMap<u64, Vec<SessionPorts>> = HashMap::new();
     let mut by_session: HashMap<SessionId, u64> = HashMap::new();
     loop {
         tokio::select! {
-            cmd = rx.recv() => {
-                let Some(cmd) = cmd else { break };
+            msg = rx.recv() => {
+                let cmd = match msg {
+                    None => break,
+                    Some(BridgeMsg::Cdr { call, mut row }) => {
+                        if let Some((a, b)) = closed.remove(&call) {
+                            row.rtp_a = a;
+                            row.rtp_b = b;
+                        }
+                        let _ = cdrs.send(*row);
+                        continue;
+                    }
+                    Some(BridgeMsg::Media(cmd)) => cmd,
+                };
                 match cmd {
                     MediaCommand::Open { call, streams } => {
                         let mut opened = Vec::with_capacity(streams.max(1));
@@ -100,6 +133,11 @@ pub async fn run(
                             }
                         }
                     }
+                    MediaCommand::SetPtMap { call, leg, from, to } => {
+                        if let Some(s) = calls.get(&call).and_then(|s| s.first()) {
+                            let _ = relay.set_pt_map(s.session, relay_leg(leg), from, to).await;
+                        }
+                    }
                     MediaCommand::SetHold { call, leg, hold } => {
                         if let Some(sessions) = calls.get(&call) {
                             for s in sessions {
@@ -109,17 +147,22 @@ pub async fn run(
                     }
                     MediaCommand::Close { call } => {
                         if let Some(sessions) = calls.remove(&call) {
-                            for s in sessions {
+                            for (i, s) in sessions.into_iter().enumerate() {
                                 by_session.remove(&s.session);
                                 match relay.close_session(s.session).await {
-                                    Ok((a, b)) => info!(
+                                    Ok((a, b)) => {
+                                        if i == 0 {
+                                            closed.insert(call, (cdr_stats(&a), cdr_stats(&b)));
+                                        }
+                                        info!(
                                         call,
                                         a_packets = a.packets,
                                         b_packets = b.packets,
                                         a_lost = a.lost,
                                         b_lost = b.lost,
                                         "media closed"
-                                    ),
+                                    )
+                                    },
                                     Err(e) => debug!(call, error = %e, "media relay: close failed"),
                                 }
                             }

@@ -128,7 +128,7 @@ async fn cdr_writer(store: Store, mut rx: mpsc::UnboundedReceiver<crate::store::
 impl Server {
     /// Open the store, seed it, bind every listener and start the tasks.
     pub async fn start(cfg: &Config) -> Result<Server, RuntimeError> {
-        let store = Store::open(&cfg.database.url()).await?;
+        let store = Store::open(cfg.database.url()).await?;
 
         // Seed extensions[] per extensions_seed_mode; never overwrites an edited extension.
         let seeds = cfg.seed_extensions();
@@ -182,7 +182,8 @@ impl Server {
         // The engine.
         let now = Instant::now();
         let epoch = (now, unix_ms());
-        let adv = advertised_ip(cfg.server.sip_host, cfg.server.external_ip);
+        // Local phones get the local address; external_ip is applied per peer (local_net).
+        let adv = advertised_ip(cfg.server.sip_host, None);
         let mut nonce_secret = [0u8; 32];
         rand::fill(&mut nonce_secret);
         let pcfg = PbxConfig {
@@ -205,7 +206,9 @@ impl Server {
             local_tcp: tcp_addr.map(|a| SocketAddr::new(adv, a.port())),
             nonce_secret,
             nonce_lifetime: cfg.registrar.nonce_lifetime(),
-            ring_timeout: crate::pbx::engine::DEFAULT_RING_TIMEOUT,
+            ring_timeout: Duration::from_secs(u64::from(cfg.server.ring_timeout.max(1))),
+            external_ip: cfg.server.external_ip,
+            local_nets: cfg.server.local_net.clone(),
         };
         let mut pbx = Pbx::new(pcfg, epoch);
         pbx.handle_command(now, Command::LoadDirectory(extensions));
@@ -227,6 +230,7 @@ impl Server {
             port_start: cfg.server.rtp_port_range_start,
             // config.yml's end is inclusive; the relay's range is half-open.
             port_end: cfg.server.rtp_port_range_end.saturating_add(1),
+            rtp_timeout: Duration::from_secs(u64::from(cfg.server.rtp_timeout)),
             ..media_io::RelayConfig::default()
         })
         .map_err(|e| RuntimeError::Media(e.to_string()))?;
@@ -241,6 +245,7 @@ impl Server {
             relay.handle().subscribe(),
             media_rx,
             handle.sender(),
+            cdr_tx,
         ));
         let tcp_settings = TcpSettings {
             max_message: cfg.sip.tcp_max_message_bytes as usize,
@@ -284,7 +289,6 @@ impl Server {
                         tcp: tcp_settings,
                         io_runtime,
                         media: media_tx,
-                        cdrs: cdr_tx,
                     };
                     core.run().await;
                 });

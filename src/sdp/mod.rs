@@ -48,8 +48,8 @@ pub use model::{
     SessionDescription, Timing,
 };
 pub use negotiate::{
-    DtmfPtMapping, LocalOrigin, NegotiateError, check_answer, dtmf_pt, filter_offer,
-    filter_offer_in_place, is_hold, rewrite_for_relay,
+    DtmfPtMapping, LocalOrigin, NegotiateError, OFFER_TELEPHONE_EVENT_PT, build_offer,
+    check_answer, dtmf_pt, filter_offer, filter_offer_in_place, is_hold, rewrite_for_relay,
 };
 pub use parse::SdpError;
 

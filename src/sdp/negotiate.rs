@@ -458,6 +458,83 @@ pub fn rewrite_for_relay(
     Ok(())
 }
 
+/// The payload type Dialtone gives telephone-event in an offer of its own.
+pub const OFFER_TELEPHONE_EVENT_PT: u8 = 101;
+
+/// An offer of Dialtone's own (click-to-dial, where no phone has offered yet): one audio
+/// stream at `ip:port` with `codecs` (Asterisk names, in preference order; unknown and
+/// non-audio names are skipped) plus RFC 4733 telephone-event 0-16, ptime 20, sendrecv.
+/// Static payload types where RFC 3551 has one, dynamic ones from 96 otherwise.
+pub fn build_offer<S: AsRef<str>>(
+    codecs: &[S],
+    ip: IpAddr,
+    port: u16,
+    origin: &LocalOrigin,
+) -> Result<SessionDescription, NegotiateError> {
+    let mut formats = Vec::new();
+    let mut attributes = Vec::new();
+    let mut dynamic = 96u8;
+    for name in codecs {
+        let Some(c) = codec::codec_by_name(name.as_ref()).filter(|c| c.kind == MediaKind::Audio)
+        else {
+            continue;
+        };
+        let pt = match c.static_pt {
+            Some(pt) => pt,
+            None => {
+                let pt = dynamic;
+                dynamic += 1;
+                if dynamic == OFFER_TELEPHONE_EVENT_PT {
+                    dynamic += 1;
+                }
+                pt
+            }
+        };
+        if formats.contains(&pt.to_string()) {
+            continue;
+        }
+        formats.push(pt.to_string());
+        let rtpmap = match c.channels {
+            Some(ch) => format!("{pt} {}/{}/{ch}", c.encoding, c.clock_rate),
+            None => format!("{pt} {}/{}", c.encoding, c.clock_rate),
+        };
+        attributes.push(Attribute::new("rtpmap", rtpmap));
+    }
+    if formats.is_empty() {
+        return Err(NegotiateError::NoCommonCodec {
+            offered: codecs.iter().map(|c| c.as_ref().to_owned()).collect(),
+        });
+    }
+    let te = OFFER_TELEPHONE_EVENT_PT;
+    formats.push(te.to_string());
+    attributes.push(Attribute::new(
+        "rtpmap",
+        format!("{te} telephone-event/8000"),
+    ));
+    attributes.push(Attribute::new("fmtp", format!("{te} 0-16")));
+    attributes.push(Attribute::new("ptime", "20"));
+    attributes.push(Attribute::flag("sendrecv"));
+    let fmts: Vec<&str> = formats.iter().map(String::as_str).collect();
+    let mut m = MediaDescription::new("audio", port, "RTP/AVP", &fmts);
+    m.attributes = attributes;
+    Ok(SessionDescription {
+        origin: origin.origin(ip),
+        session_name: "Dialtone".into(),
+        information: None,
+        uri: None,
+        emails: Vec::new(),
+        phones: Vec::new(),
+        connection: Some(Connection::new(ip)),
+        bandwidths: Vec::new(),
+        times: vec![Timing::unbounded()],
+        zone: None,
+        key: None,
+        attributes: Vec::new(),
+        unknown: Vec::new(),
+        media: vec![m],
+    })
+}
+
 /// The RFC 4733 telephone-event payload type of an m= line: the one whose clock rate matches
 /// the first codec's (RFC 4733 §2.1: events use the audio clock), else the 8000 Hz one, else
 /// the first one.

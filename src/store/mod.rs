@@ -65,7 +65,7 @@ pub enum Store {
 pub type AnyStore = Store;
 
 /// One call detail record (the seed 004 `/api/cdr` fields plus the hangup cause).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CdrRow {
     pub call_id: String,
     pub from_extension: String,
@@ -84,6 +84,45 @@ pub struct CdrRow {
     pub hangup_cause: u16,
     /// caller, callee or system.
     pub hung_up_by: String,
+    /// Q.850 cause (RFC 3398 mapping of the SIP status; 16 = normal clearing).
+    pub q850_cause: u8,
+    /// Negotiated codec per leg (Asterisk names: ulaw, alaw, g722 …).
+    pub codec_a: Option<String>,
+    pub codec_b: Option<String>,
+    /// RTP received from each leg's phone.
+    pub rtp_a: CdrRtpStats,
+    pub rtp_b: CdrRtpStats,
+}
+
+/// Aggregates of the call records in a time range (`GET /api/statistics`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CdrSummary {
+    pub total: i64,
+    /// Calls per disposition (ANSWERED, NO ANSWER, BUSY, FAILED, CANCELLED).
+    pub by_disposition: Vec<(String, i64)>,
+    /// Seconds, summed.
+    pub total_duration: i64,
+    pub total_billsec: i64,
+    /// Calls started in each UTC hour of the day, 0–23.
+    pub hourly: [i64; 24],
+    /// Per UTC day (`YYYY-MM-DD`): calls, answered calls, billsec.
+    pub daily: Vec<(String, i64, i64, i64)>,
+    /// Callers with the most calls: (extension, calls, billsec), at most 10.
+    pub top_callers: Vec<(String, i64, i64)>,
+    /// Over answered calls with RTP: mean jitter (ms) and packet loss (%) of both legs.
+    pub mean_jitter_ms: Option<f64>,
+    pub loss_pct: Option<f64>,
+}
+
+/// RTP statistics of one call leg, as stored with its CDR.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct CdrRtpStats {
+    pub packets: i64,
+    pub bytes: i64,
+    /// RFC 3550 cumulative lost packets.
+    pub lost: i64,
+    /// RFC 3550 interarrival jitter, milliseconds.
+    pub jitter_ms: f64,
 }
 
 /// What [`Store::seed_extensions`] did.
@@ -194,6 +233,13 @@ impl Store {
     pub async fn insert_cdrs(&self, rows: &[CdrRow]) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.insert_cdrs(rows).await,
+        }
+    }
+
+    /// Aggregates of the call records that started in `[from_ms, to_ms)`.
+    pub async fn cdr_summary(&self, from_ms: i64, to_ms: i64) -> Result<CdrSummary, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.cdr_summary(from_ms, to_ms).await,
         }
     }
 

@@ -13,7 +13,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
 
-use super::CdrRow;
+use super::{CdrRow, CdrRtpStats, CdrSummary};
 use super::{StoreError, unix_now};
 use crate::pbx::directory::{BindingRecord, Extension};
 
@@ -60,6 +60,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "0003_cdr.sql",
         include_str!("migrations/sqlite/0003_cdr.sql"),
+    ),
+    (
+        4,
+        "0004_cdr_detail.sql",
+        include_str!("migrations/sqlite/0004_cdr_detail.sql"),
     ),
 ];
 
@@ -371,8 +376,10 @@ impl SqliteStore {
         for r in rows {
             sqlx::query(
                 "INSERT INTO cdr (call_id, from_extension, to_extension, start_time, answer_time, \
-                 end_time, disposition, duration, billsec, recording_file, hangup_cause, hung_up_by) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 end_time, disposition, duration, billsec, recording_file, hangup_cause, hung_up_by, \
+                 q850_cause, codec_a, codec_b, a_packets, a_bytes, a_lost, a_jitter_ms, \
+                 b_packets, b_bytes, b_lost, b_jitter_ms) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(r.call_id.as_str())
             .bind(r.from_extension.as_str())
@@ -386,11 +393,117 @@ impl SqliteStore {
             .bind(r.recording_file.as_deref())
             .bind(i64::from(r.hangup_cause))
             .bind(r.hung_up_by.as_str())
+            .bind(i64::from(r.q850_cause))
+            .bind(r.codec_a.as_deref())
+            .bind(r.codec_b.as_deref())
+            .bind(r.rtp_a.packets)
+            .bind(r.rtp_a.bytes)
+            .bind(r.rtp_a.lost)
+            .bind(r.rtp_a.jitter_ms)
+            .bind(r.rtp_b.packets)
+            .bind(r.rtp_b.bytes)
+            .bind(r.rtp_b.lost)
+            .bind(r.rtp_b.jitter_ms)
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Aggregates of the call records that started in `[from_ms, to_ms)` (index range scans on
+    /// `start_time`; no row leaves the database).
+    pub async fn cdr_summary(&self, from_ms: i64, to_ms: i64) -> Result<CdrSummary, StoreError> {
+        let mut s = CdrSummary::default();
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(duration), 0) AS d, COALESCE(SUM(billsec), 0) AS b \
+             FROM cdr WHERE start_time >= ? AND start_time < ?",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_one(&self.reader)
+        .await?;
+        s.total = row.try_get("n")?;
+        s.total_duration = row.try_get("d")?;
+        s.total_billsec = row.try_get("b")?;
+        for row in sqlx::query(
+            "SELECT disposition, COUNT(*) AS n FROM cdr WHERE start_time >= ? AND start_time < ? \
+             GROUP BY disposition ORDER BY n DESC",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.reader)
+        .await?
+        {
+            s.by_disposition
+                .push((row.try_get("disposition")?, row.try_get("n")?));
+        }
+        for row in sqlx::query(
+            "SELECT (start_time / 3600000) % 24 AS h, COUNT(*) AS n FROM cdr \
+             WHERE start_time >= ? AND start_time < ? GROUP BY h",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.reader)
+        .await?
+        {
+            let h: i64 = row.try_get("h")?;
+            if let Some(slot) = usize::try_from(h).ok().and_then(|h| s.hourly.get_mut(h)) {
+                *slot = row.try_get("n")?;
+            }
+        }
+        for row in sqlx::query(
+            "SELECT date(start_time / 1000, 'unixepoch') AS day, COUNT(*) AS n, \
+             SUM(disposition = 'ANSWERED') AS a, COALESCE(SUM(billsec), 0) AS b FROM cdr \
+             WHERE start_time >= ? AND start_time < ? GROUP BY day ORDER BY day",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.reader)
+        .await?
+        {
+            s.daily.push((
+                row.try_get("day")?,
+                row.try_get("n")?,
+                row.try_get("a")?,
+                row.try_get("b")?,
+            ));
+        }
+        for row in sqlx::query(
+            "SELECT from_extension, COUNT(*) AS n, COALESCE(SUM(billsec), 0) AS b FROM cdr \
+             WHERE start_time >= ? AND start_time < ? GROUP BY from_extension \
+             ORDER BY n DESC, from_extension LIMIT 10",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.reader)
+        .await?
+        {
+            s.top_callers.push((
+                row.try_get("from_extension")?,
+                row.try_get("n")?,
+                row.try_get("b")?,
+            ));
+        }
+        let row = sqlx::query(
+            "SELECT AVG((a_jitter_ms + b_jitter_ms) / 2.0) AS j, \
+             SUM(MAX(a_lost, 0) + MAX(b_lost, 0)) AS lost, \
+             SUM(a_packets + b_packets) AS pk FROM cdr \
+             WHERE start_time >= ? AND start_time < ? AND (a_packets + b_packets) > 0",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_one(&self.reader)
+        .await?;
+        s.mean_jitter_ms = row.try_get("j")?;
+        let lost: Option<i64> = row.try_get("lost")?;
+        let packets: Option<i64> = row.try_get("pk")?;
+        if let (Some(l), Some(p)) = (lost, packets)
+            && p + l > 0
+        {
+            s.loss_pct = Some(100.0 * l as f64 / (p + l) as f64);
+        }
+        Ok(s)
     }
 
     /// Call records that started in `[from_ms, to_ms)`, newest first, at most `limit`.
@@ -402,7 +515,9 @@ impl SqliteStore {
     ) -> Result<Vec<CdrRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT call_id, from_extension, to_extension, start_time, answer_time, end_time, \
-             disposition, duration, billsec, recording_file, hangup_cause, hung_up_by FROM cdr \
+             disposition, duration, billsec, recording_file, hangup_cause, hung_up_by, q850_cause, \
+             codec_a, codec_b, a_packets, a_bytes, a_lost, a_jitter_ms, b_packets, b_bytes, \
+             b_lost, b_jitter_ms FROM cdr \
              WHERE start_time >= ? AND start_time < ? ORDER BY start_time DESC, id DESC LIMIT ?",
         )
         .bind(from_ms)
@@ -425,6 +540,21 @@ impl SqliteStore {
                 recording_file: row.try_get("recording_file")?,
                 hangup_cause: row.try_get::<i64, _>("hangup_cause")?.clamp(0, 999) as u16,
                 hung_up_by: row.try_get("hung_up_by")?,
+                q850_cause: row.try_get::<i64, _>("q850_cause")?.clamp(0, 127) as u8,
+                codec_a: row.try_get("codec_a")?,
+                codec_b: row.try_get("codec_b")?,
+                rtp_a: CdrRtpStats {
+                    packets: row.try_get("a_packets")?,
+                    bytes: row.try_get("a_bytes")?,
+                    lost: row.try_get("a_lost")?,
+                    jitter_ms: row.try_get("a_jitter_ms")?,
+                },
+                rtp_b: CdrRtpStats {
+                    packets: row.try_get("b_packets")?,
+                    bytes: row.try_get("b_bytes")?,
+                    lost: row.try_get("b_lost")?,
+                    jitter_ms: row.try_get("b_jitter_ms")?,
+                },
             });
         }
         Ok(out)

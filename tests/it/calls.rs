@@ -126,7 +126,13 @@ struct Established {
 }
 
 async fn establish() -> Established {
-    let srv = TestServer::start("").await;
+    establish_with("", false).await
+}
+
+/// `server_keys`: extra `server:` settings. `nat`: Alice's RTP leaves from a port other than
+/// the one her SDP names (a phone behind NAT); the relay must latch onto the real source.
+async fn establish_with(server_keys: &str, nat: bool) -> Established {
+    let srv = TestServer::start_with_server(server_keys, "").await;
     let mut bob = Phone::udp(srv.udp(), "1002").await;
     assert_eq!(
         bob.register("1002", "secret1002", Some(600)).await.status,
@@ -137,11 +143,13 @@ async fn establish() -> Established {
         alice.register("1001", "secret1001", Some(600)).await.status,
         200
     );
-    let a_rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let a_sdp_sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let a_nat = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let b_rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let a_rtp = if nat { &a_nat } else { &a_sdp_sock };
 
     // INVITE → 407 → INVITE with credentials.
-    let offer = sdp(a_rtp.local_addr().unwrap().port());
+    let offer = sdp(a_sdp_sock.local_addr().unwrap().port());
     let first = invite(&alice, "i1", 1, &offer, None);
     alice.send_raw(&first).await;
     let (r, _) = next_final(&mut alice).await;
@@ -206,7 +214,7 @@ async fn establish() -> Established {
     // The relay applies the answer's address a moment after the 200 leaves (it runs apart from
     // signalling); like a phone, send until the path is up, then check 20 packets each way.
     let mut buf = [0u8; 2048];
-    for (from, to, relay) in [(&a_rtp, &b_rtp, relay_a), (&b_rtp, &a_rtp, relay_b)] {
+    for (from, to, relay) in [(a_rtp, &b_rtp, relay_a), (&b_rtp, a_rtp, relay_b)] {
         let probe = [0x80u8, 0x00, 0xff, 0xff, 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef];
         let mut up = false;
         for _ in 0..100 {
@@ -241,6 +249,15 @@ async fn establish() -> Established {
             .expect("B→A RTP")
             .unwrap();
         assert_eq!(&buf[..n], &pkt[..], "B→A packet {seq} changed");
+    }
+    if nat {
+        // Nothing went to the address Alice's SDP named.
+        let got =
+            tokio::time::timeout(Duration::from_millis(100), a_sdp_sock.recv_from(&mut buf)).await;
+        assert!(
+            got.is_err(),
+            "RTP sent to the SDP address instead of the latched one"
+        );
     }
 
     Established {
@@ -392,5 +409,182 @@ async fn api_hangup_sends_bye_to_both_sides() {
         .await,
         "call still active after the API hangup"
     );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn natted_phone_gets_audio_on_its_real_source() {
+    let Established { srv, .. } = establish_with("", true).await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn media_timeout_hangs_up_both_sides() {
+    let Established {
+        srv,
+        mut alice,
+        mut bob,
+        bob_contact,
+        ..
+    } = establish_with("  rtp_timeout: 1", false).await;
+    // The RTP stopped when `establish` returned: within rtp_timeout (+ the relay's check
+    // interval) both phones get a BYE.
+    let bye_b = next_request(&mut bob, "BYE").await;
+    bob.send_raw(&answer(&bye_b, "200 OK", &bob_contact, None))
+        .await;
+    let bye_a = next_request(&mut alice, "BYE").await;
+    alice
+        .send_raw(&answer(&bye_a, "200 OK", "sip:1001@127.0.0.1", None))
+        .await;
+    let api = srv.api();
+    assert!(
+        eventually(5, || async move {
+            let (_, rows) = http(api, "GET", "/api/cdr?limit=10", Some(TOKEN), None).await;
+            rows.as_array().is_some_and(|a| {
+                a.len() == 1
+                    && a[0]["hung_up_by"] == "system"
+                    && a[0]["disposition"] == "answered"
+                    && a[0]["codec_a"] == "ulaw"
+                    && a[0]["rtp"]["a"]["packets"].as_i64().unwrap_or(0) >= 20
+                    && a[0]["rtp"]["b"]["packets"].as_i64().unwrap_or(0) >= 20
+            })
+        })
+        .await,
+        "CDR of the timed-out call: {}",
+        http(api, "GET", "/api/cdr?limit=10", Some(TOKEN), None)
+            .await
+            .1
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn click_to_dial_rings_from_then_to() {
+    let srv = TestServer::start("").await;
+    let mut alice = Phone::udp(srv.udp(), "1001").await;
+    assert_eq!(
+        alice.register("1001", "secret1001", Some(600)).await.status,
+        200
+    );
+    let mut bob = Phone::udp(srv.udp(), "1002").await;
+    assert_eq!(
+        bob.register("1002", "secret1002", Some(600)).await.status,
+        200
+    );
+    let api = srv.api();
+    // Bad input first: each error names its field.
+    for (body, status, field) in [
+        (r#"{"to":"1002"}"#, 400, "from"),
+        (r#"{"from":"10x1","to":"1002"}"#, 400, "from"),
+        (r#"{"from":"1001"}"#, 400, "to"),
+        (r#"{"from":"1001","to":"1001"}"#, 400, "to"),
+        (r#"{"from":"1009","to":"1002"}"#, 404, "from"),
+        (r#"{"from":"1001","to":"1009"}"#, 404, "to"),
+        (r#"{"from":"1003","to":"1002"}"#, 409, "from"),
+    ] {
+        let (st, b) = http(api, "POST", "/api/call", Some(TOKEN), Some(body)).await;
+        assert_eq!(
+            (st, b["field"].as_str()),
+            (status, Some(field)),
+            "{body} → {b}"
+        );
+        assert!(b["error"].is_string(), "{b}");
+    }
+    let (st, b) = http(
+        api,
+        "POST",
+        "/api/call",
+        Some(TOKEN),
+        Some(r#"{"from":"1001","to":"1002"}"#),
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["success"], true);
+    let call_id = b["call_id"].as_str().unwrap().to_string();
+    // Alice's phone rings first, with an offer of Dialtone's own.
+    let inv_a = next_request(&mut alice, "INVITE").await;
+    assert!(inv_a.contains(&format!("Call-ID: {call_id}")), "{inv_a}");
+    let relay_a = sdp_target(&inv_a);
+    let a_rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let alice_contact = format!("sip:1001@{}", alice.local);
+    alice
+        .send_raw(&answer(
+            &inv_a,
+            "200 OK",
+            &alice_contact,
+            Some(&sdp(a_rtp.local_addr().unwrap().port())),
+        ))
+        .await;
+    let ack_a = next_request(&mut alice, "ACK").await;
+    assert!(ack_a.contains(&call_id), "{ack_a}");
+    // Then Bob rings, with Alice as the caller.
+    let inv_b = next_request(&mut bob, "INVITE").await;
+    assert!(inv_b.contains("From: \"Alice\" <sip:1001@"), "{inv_b}");
+    let relay_b = sdp_target(&inv_b);
+    let b_rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let bob_contact = format!("sip:1002@{}", bob.local);
+    bob.send_raw(&answer(
+        &inv_b,
+        "200 OK",
+        &bob_contact,
+        Some(&sdp(b_rtp.local_addr().unwrap().port())),
+    ))
+    .await;
+    next_request(&mut bob, "ACK").await;
+    // Media both ways.
+    let mut buf = [0u8; 2048];
+    for (from, to, relay) in [(&a_rtp, &b_rtp, relay_a), (&b_rtp, &a_rtp, relay_b)] {
+        let pkt = [0x80u8, 0x00, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4, 0xd5, 0xd5];
+        let mut up = false;
+        for _ in 0..100 {
+            from.send_to(&pkt, relay).await.unwrap();
+            if let Ok(Ok((n, _))) =
+                tokio::time::timeout(Duration::from_millis(50), to.recv_from(&mut buf)).await
+            {
+                assert_eq!(&buf[..n], &pkt[..]);
+                up = true;
+                break;
+            }
+        }
+        assert!(up, "no media path through the relay");
+    }
+    let (_, calls) = http(api, "GET", "/api/calls/detail", Some(TOKEN), None).await;
+    assert_eq!(calls[0]["call_id"], call_id.as_str(), "{calls}");
+    assert_eq!(calls[0]["state"], "connected", "{calls}");
+    // Hang up through the API.
+    let (st, _) = http(
+        api,
+        "POST",
+        "/api/call/hangup",
+        Some(TOKEN),
+        Some(&format!(r#"{{"call_id":"{call_id}"}}"#)),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let bye_b = next_request(&mut bob, "BYE").await;
+    bob.send_raw(&answer(&bye_b, "200 OK", &bob_contact, None))
+        .await;
+    let bye_a = next_request(&mut alice, "BYE").await;
+    alice
+        .send_raw(&answer(&bye_a, "200 OK", &alice_contact, None))
+        .await;
+    assert!(
+        eventually(5, || async move {
+            let (_, s) = http(api, "GET", "/api/statistics", Some(TOKEN), None).await;
+            s["total_calls"] == 1 && s["answered_calls"] == 1 && s["real_time"]["active_calls"] == 0
+        })
+        .await,
+        "statistics: {}",
+        http(api, "GET", "/api/statistics", Some(TOKEN), None)
+            .await
+            .1
+    );
+    let (st, s) = http(api, "GET", "/api/statistics?days=7", Some(TOKEN), None).await;
+    assert_eq!(st, 200);
+    assert_eq!(s["overview"]["answered_calls"], 1, "{s}");
+    assert_eq!(s["top_callers"][0]["extension"], "1001", "{s}");
+    assert_eq!(s["hourly_distribution"].as_array().map(Vec::len), Some(24));
+    let (st, s) = http(api, "GET", "/api/statistics?days=0", Some(TOKEN), None).await;
+    assert_eq!((st, s["field"].as_str()), (400, Some("days")));
     srv.stop().await;
 }

@@ -28,12 +28,24 @@ impl TestServer {
     }
 
     pub async fn start_in(dir: tempfile::TempDir, extra: &str) -> TestServer {
+        Self::start_full(dir, "", extra).await
+    }
+
+    /// Like [`TestServer::start`], with `server_keys` (indented YAML lines) added to the
+    /// `server:` section.
+    pub async fn start_with_server(server_keys: &str, extra: &str) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_full(dir, server_keys, extra).await
+    }
+
+    async fn start_full(dir: tempfile::TempDir, server_keys: &str, extra: &str) -> TestServer {
         let db = dir.path().join("dialtone.db");
         let yaml = format!(
             r#"
 server:
   sip_host: 127.0.0.1
   sip_port: 0
+{server_keys}
 api:
   host: 127.0.0.1
   port: 0
@@ -485,10 +497,7 @@ pub async fn http(
 fn dechunk(s: &str) -> String {
     let mut out = String::new();
     let mut rest = s;
-    loop {
-        let Some((size, r)) = rest.split_once("\r\n") else {
-            break;
-        };
+    while let Some((size, r)) = rest.split_once("\r\n") {
         let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
         if n == 0 || r.len() < n {
             break;
