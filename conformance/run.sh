@@ -118,6 +118,35 @@ if [ -f "$KIT/uac_auth.xml" ] && [ -f "$KIT/uas.xml" ]; then
      -trace_err >"$WORK/sipp_calls.out" 2>&1) || { kill "$UAS_PID" 2>/dev/null; fail "sipp calls through Dialtone (see sipp_calls.out)"; }
   kill "$UAS_PID" 2>/dev/null; wait "$UAS_PID" 2>/dev/null || true
   echo "  50 calls, 0 failed"
+
+  echo "== sipp calls with RTP: uac_auth_rtp -> Dialtone (407, relay) -> uas_rtp, G.711 both ways"
+  ln -sfn "$KIT/media" "$WORK/media"
+  (cd "$WORK" && exec timeout 60 sipp -sf "$KIT/uas_rtp.xml" -i 127.0.0.1 -p "$UAS_PORT" -mi 127.0.0.1 -mp "$UAS_MP" -t u1 \
+     -nostdin -timeout 55s >"$WORK/sipp_uas_rtp.out" 2>&1) &
+  UAS_PID=$!
+  (cd "$WORK" && timeout 60 sipp "127.0.0.1:$SIP_PORT" -sf "$KIT/uac_auth_rtp.xml" -inf "$WORK/callers.csv" -key domain 127.0.0.1 \
+     -s 3099 -i 127.0.0.1 -p 0 -mi 127.0.0.1 -mp "$UAC_MP" -t u1 -m 20 -r 10 -l 20 -d 2000 -timeout 50s -nostdin \
+     -trace_err >"$WORK/sipp_calls_rtp.out" 2>&1) || { kill "$UAS_PID" 2>/dev/null; fail "sipp RTP calls through Dialtone (see sipp_calls_rtp.out)"; }
+  kill "$UAS_PID" 2>/dev/null; wait "$UAS_PID" 2>/dev/null || true
+  python3 - "$API_PORT" "$TOKEN" <<'PY' || fail "CDRs of the RTP calls"
+import json, sys, time, urllib.request
+port, token = sys.argv[1], sys.argv[2]
+def get(path):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    req.add_header("Authorization", f"Bearer {token}")
+    return json.load(urllib.request.urlopen(req, timeout=5))
+for _ in range(50):
+    rows = [r for r in get("/api/cdr?limit=1000") if r["rtp"]["a"]["packets"] > 0]
+    if len(rows) >= 20: break
+    time.sleep(0.1)
+assert len(rows) == 20, f"{len(rows)} CDRs with RTP"
+for r in rows:
+    assert r["disposition"] == "answered", r
+    # 2 s of 50 pps each way, relayed and counted per leg.
+    assert r["rtp"]["a"]["packets"] >= 50 and r["rtp"]["b"]["packets"] >= 50, r
+    assert r["codec_a"] == "alaw", r
+print(f"  20 calls with RTP, 0 failed; per-leg packets e.g. {rows[0]['rtp']}")
+PY
 else
   echo "  skipped: ../shared/bench/scenarios not found"
 fi
