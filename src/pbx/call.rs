@@ -33,7 +33,7 @@ use crate::sdp::{
 };
 use crate::sip::auth::{AuthError, Credentials, Secret};
 use crate::sip::transaction::{ClientDisposition, TxId, TxKey, TxMethod};
-use crate::sip::{HeaderName, Method, NameAddr, Request, Response, Uri};
+use crate::sip::{HeaderName, Message, Method, NameAddr, Request, Response, Uri};
 
 /// Which leg of a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -276,6 +276,8 @@ struct Call {
     /// RFC 4028: the session expires unless refreshed by then (the last 2xx to an INVITE or
     /// UPDATE that carried Session-Expires, minus the §10 margin).
     session_deadline: Option<Instant>,
+    /// The last SDP Dialtone sent each leg (A, B): the session as that phone knows it.
+    last_sdp_to: [Option<Bytes>; 2],
 }
 
 impl Call {
@@ -529,6 +531,7 @@ impl Pbx {
             codecs: [None, None],
             origin: None,
             session_deadline: None,
+            last_sdp_to: [None, None],
         };
         info!(call = id, caller = %call.caller, callee = %call.callee, "new call");
         self.calls.calls.insert(id, call);
@@ -867,6 +870,7 @@ impl Pbx {
                 answered: false,
             })),
             session_deadline: None,
+            last_sdp_to: [None, None],
         };
         info!(call = id, from, to, "originate: ringing the caller first");
         self.calls.calls.insert(id, call);
@@ -1161,6 +1165,7 @@ impl Pbx {
             .unwrap_or_default()
             .to_owned();
         call.a.peer = branch.peer;
+        call.last_sdp_to[0] = Some(branch.invite.body.clone());
         call.a.target = target.unwrap_or_else(|| branch.invite.uri.to_string());
         call.a.invite.headers.set(HeaderName::From, their_to);
         call.a.invite.headers.set(HeaderName::To, our_from);
@@ -1384,8 +1389,60 @@ impl Pbx {
 
     fn relay_in_dialog(&mut self, now: Instant, id: u64, from: Leg, server: TxId, req: Request) {
         let to = other(from);
-        let is_offer =
-            matches!(req.method, Method::Invite | Method::Update) && !req.body.is_empty();
+        let is_sdp = !req.body.is_empty()
+            && match req.content_type() {
+                Some(ct) => ct
+                    .split(';')
+                    .next()
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/sdp")),
+                None => matches!(req.method, Method::Invite | Method::Update),
+            };
+        let is_offer = matches!(req.method, Method::Invite | Method::Update) && is_sdp;
+        if req.method == Method::Invite && req.body.is_empty() {
+            // A re-INVITE without an offer (a session refresh, mostly): Dialtone answers it
+            // itself with the session as this phone knows it; the ACK brings the same answer
+            // back. Relaying it would make the other phone offer in its 2xx and expect the
+            // answer in an ACK that Dialtone has to send before this phone's ACK arrives.
+            if let Some(sdp) = self
+                .calls
+                .calls
+                .get(&id)
+                .and_then(|c| c.last_sdp_to[leg_index(from)].clone())
+            {
+                let tag = self.calls.calls.get(&id).and_then(|c| match from {
+                    Leg::A => Some(c.a.local_tag.clone()),
+                    Leg::B => NameAddr::parse(c.b.as_ref()?.from.as_str())
+                        .ok()
+                        .and_then(|n| n.tag().map(str::to_owned)),
+                });
+                let mut extra = vec![(HeaderName::ContentType, "application/sdp".to_owned())];
+                extra.extend(self.local_contact(id, from));
+                if let Some(se) = req.headers.get(&HeaderName::SessionExpires) {
+                    let secs = se.split(';').next().unwrap_or("1800").trim().to_owned();
+                    extra.push((HeaderName::SessionExpires, format!("{secs};refresher=uac")));
+                    if supports_timer(&req.headers) {
+                        extra.push((HeaderName::Require, "timer".to_owned()));
+                    }
+                }
+                let bytes = self.build_response_with_tag(
+                    &req,
+                    200,
+                    "OK",
+                    &extra,
+                    tag.as_deref(),
+                    Some(sdp),
+                );
+                let _ = self.txs.respond(now, server, 200, bytes.clone());
+                if let Some(peer) = self.leg_peer(id, from) {
+                    self.retransmit_2xx(now, id, from, peer, bytes.clone());
+                }
+                if let Ok(Message::Response(r)) = crate::sip::parse_datagram(&bytes) {
+                    self.arm_session_timer(now, id, &r.headers);
+                }
+                self.drain_tx(now);
+                return;
+            }
+        }
         if is_offer && self.calls.calls.get(&id).is_some_and(|c| c.offer_pending) {
             // Glare (RFC 3261 §14.2, RFC 3311 §5.2): one offer at a time.
             self.respond(now, server, &req, 491, "Request Pending", &[]);
@@ -1393,8 +1450,24 @@ impl Pbx {
         }
         // SDP: rewrite to the relay ports of the receiving leg.
         let mut body = req.body.clone();
-        if !req.body.is_empty() {
-            match SessionDescription::parse(&req.body) {
+        if is_sdp {
+            let parsed = SessionDescription::parse(&req.body).map_err(|e| e.to_string());
+            // An offer carries only what the receiving phone's extension allows.
+            let parsed = match parsed {
+                Ok(sdp) if is_offer => {
+                    let codecs = self.leg_codecs(id, to);
+                    match filter_offer(&sdp, &codecs) {
+                        Ok(filtered) => Ok(filtered),
+                        Err(e) => {
+                            let w = (HeaderName::Warning, e.warning_value("dialtone"));
+                            self.respond(now, server, &req, 488, "Not Acceptable Here", &[w]);
+                            return;
+                        }
+                    }
+                }
+                other => other,
+            };
+            match parsed {
                 Ok(sdp) => {
                     let hold = sdp.audio().is_some_and(|m| is_hold(m, &sdp));
                     self.emit_media(MediaCommand::SetRemote {
@@ -1416,14 +1489,7 @@ impl Pbx {
                     }
                 }
                 Err(e) => {
-                    self.respond(
-                        now,
-                        server,
-                        &req,
-                        400,
-                        "Bad Request (SDP)",
-                        &[warning(&e.to_string())],
-                    );
+                    self.respond(now, server, &req, 400, "Bad Request (SDP)", &[warning(&e)]);
                     return;
                 }
             }
@@ -1477,6 +1543,24 @@ impl Pbx {
         self.drain_tx(now);
     }
 
+    /// The codecs the extension on `leg` allows (the default list when it has none).
+    fn leg_codecs(&self, id: u64, leg: Leg) -> Vec<String> {
+        let number = self.calls.calls.get(&id).map(|c| match leg {
+            Leg::A => c.caller.clone(),
+            Leg::B => c.callee.clone(),
+        });
+        number
+            .and_then(|n| self.directory.get(&n))
+            .map(|e| e.codecs.clone())
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| {
+                super::super::directory::DEFAULT_CODECS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            })
+    }
+
     /// Rewrite an SDP for `to` with that leg's relay ports (bumping our version).
     fn rewrite_for(&mut self, id: u64, to: Leg, mut sdp: SessionDescription) -> Option<Bytes> {
         let call = self.calls.calls.get(&id)?;
@@ -1497,7 +1581,9 @@ impl Pbx {
         };
         let bump = call.answer.is_some();
         rewrite_for_relay(&mut sdp, ip, &ports, origin, bump).ok()?;
-        Some(Bytes::from(sdp.print()))
+        let bytes = Bytes::from(sdp.print());
+        call.last_sdp_to[leg_index(to)] = Some(bytes.clone());
+        Some(bytes)
     }
 
     fn leg_peer(&self, id: u64, leg: Leg) -> Option<Peer> {
@@ -1830,6 +1916,7 @@ impl Pbx {
                 return;
             }
             call.branches[index].final_status = Some(status);
+            call.last_sdp_to[1] = Some(call.branches[index].invite.body.clone());
             call.phase = Phase::Answered;
             let answer_ms = self.unix_ms(now);
             let call = self.calls.calls.get_mut(&id).expect("present");

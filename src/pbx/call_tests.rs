@@ -1379,3 +1379,92 @@ fn external_ip_is_written_for_peers_outside_local_net() {
     let answer = sdp_of(&a_ok.body);
     assert!(answer.contains("c=IN IP4 127.0.0.1"), "{answer}");
 }
+
+#[test]
+fn info_dtmf_body_is_relayed_verbatim() {
+    let mut h = Harness::with_both();
+    let (_inv, a_ok, _b_inv, _b_ok) = h.answered();
+    let body = "Signal=5\r\nDuration=160\r\n";
+    let text = alice_request("INFO", &a_ok, 3, None).replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Content-Type: application/dtmf-relay\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    h.input(alice(), &text);
+    let info = h.requests_for(bob()).pop().expect("INFO relayed");
+    assert_eq!(info.method, Method::Info);
+    assert_eq!(sdp_of(&info.body), body);
+    assert_eq!(info.content_type(), Some("application/dtmf-relay"));
+    h.send(bob(), Message::Response(reply(&info, 200, "b1", None)));
+    assert_eq!(h.responses_for(alice()).pop().unwrap().status, 200);
+}
+
+#[test]
+fn reinvite_offer_is_filtered_by_the_receiving_extension() {
+    let mut bob_ext = Extension::new("1002", "Bob", "secret1002");
+    bob_ext.codecs = vec!["ulaw".into()];
+    let mut h = Harness::new(bob_ext);
+    h.register("1001", "secret1001", alice());
+    h.register("1002", "secret1002", bob());
+    let (_inv, a_ok, _b_inv, _b_ok) = h.answered();
+    // A re-offers PCMA first: Bob only takes PCMU (and telephone-event).
+    let sdp = A_SDP.replace("o=alice 1 1", "o=alice 1 2");
+    h.input(alice(), &alice_request("INVITE", &a_ok, 3, Some(&sdp)));
+    let re = h.requests_for(bob()).pop().expect("re-INVITE relayed");
+    let body = sdp_of(&re.body);
+    assert!(
+        body.contains(&format!("m=audio {B_PORT} RTP/AVP 0 101")),
+        "{body}"
+    );
+    assert!(!body.contains("PCMA"), "{body}");
+    // Nothing Bob allows: 488 with a Warning, nothing relayed.
+    let pcma_only = "v=0\r\no=alice 1 3 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
+m=audio 4000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n";
+    h.send(bob(), Message::Response(reply(&re, 200, "b1", Some(B_SDP))));
+    h.requests_for(bob());
+    h.responses_for(alice());
+    h.input(alice(), &alice_request("INVITE", &a_ok, 4, Some(pcma_only)));
+    let r = h.responses_for(alice()).pop().unwrap();
+    assert_eq!(r.status, 488);
+    assert!(r.headers.get(&HeaderName::Warning).is_some());
+    assert!(
+        h.requests_for(bob())
+            .iter()
+            .all(|r| r.method != Method::Invite)
+    );
+}
+
+#[test]
+fn offerless_reinvite_refresh_is_answered_by_dialtone() {
+    let mut h = Harness::with_both();
+    let (_inv, a_ok, _b_inv, _b_ok) = h.answered();
+    let sent_before = sdp_of(&a_ok.body);
+    let text = alice_request("INVITE", &a_ok, 3, None).replace(
+        "Content-Length: 0",
+        "Session-Expires: 1800\r\nSupported: timer\r\nContent-Length: 0",
+    );
+    h.input(alice(), &text);
+    let ok = h
+        .responses_for(alice())
+        .into_iter()
+        .find(|r| r.status == 200)
+        .expect("200 for the refresh");
+    assert_eq!(
+        sdp_of(&ok.body),
+        sent_before,
+        "the session as Alice knows it"
+    );
+    assert_eq!(ok.headers.get(&HeaderName::Require), Some("timer"));
+    assert!(h.requests_for(bob()).is_empty(), "not relayed to Bob");
+    let ack =
+        alice_request("ACK", &a_ok, 3, None).replace("branch=z9hG4bKaACK3", "branch=z9hG4bKack3");
+    h.input(alice(), &ack);
+    h.advance(Duration::from_secs(5));
+    assert!(
+        h.responses_for(alice()).is_empty(),
+        "200 stops after the ACK"
+    );
+    assert_eq!(h.pbx.active_calls(), 1);
+}
