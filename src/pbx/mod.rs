@@ -4,6 +4,7 @@
 pub mod cause;
 pub mod directory;
 pub mod engine;
+pub mod presence;
 pub mod peer;
 pub mod registrar;
 
