@@ -815,4 +815,4 @@ pub fn known_module(name: &str) -> Option<&'static str> {
 
 #[cfg(test)]
 #[path = "cli_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -867,4 +867,4 @@ pub fn originate_response(r: &OriginateReport) -> AmiEvent {
 
 #[cfg(test)]
 #[path = "events_tests.rs"]
-mod tests;
+pub(crate) mod tests;
