@@ -170,17 +170,12 @@ async fn serve(cfg: Config) -> Result<()> {
             cfg.api.port
         );
     }
-    if cfg.ami.enabled {
-        warn!(
-            "ami.enabled: the Asterisk Manager Interface is not in this build yet; {}:{} is not opened",
-            cfg.ami.host, cfg.ami.port
-        );
-    }
     let server = runtime::Server::start(&cfg).await?;
     info!(
         udp = %server.udp_addr(),
         tcp = ?server.tcp_addr(),
         api = ?server.api_addr(),
+        ami = ?server.ami_addr(),
         "Dialtone is up"
     );
     shutdown_signal().await;

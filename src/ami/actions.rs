@@ -55,28 +55,68 @@ pub const ACTIONS: &[ActionDef] = &[
     def("Ping", 0, "Keepalive command."),
     def("Events", 0, "Control Event Flow."),
     def("ListCommands", 0, "List available manager commands."),
-    def("CoreSettings", SYSTEM | REPORTING, "Show PBX core settings (version etc)."),
-    def("CoreStatus", SYSTEM | REPORTING, "Show PBX core status variables."),
-    def("CoreShowChannels", SYSTEM | REPORTING, "List currently active channels."),
+    def(
+        "CoreSettings",
+        SYSTEM | REPORTING,
+        "Show PBX core settings (version etc).",
+    ),
+    def(
+        "CoreStatus",
+        SYSTEM | REPORTING,
+        "Show PBX core status variables.",
+    ),
+    def(
+        "CoreShowChannels",
+        SYSTEM | REPORTING,
+        "List currently active channels.",
+    ),
     def("Status", SYSTEM | CALL | REPORTING, "List channel status."),
     def("Hangup", SYSTEM | CALL, "Hangup channel."),
     def("Originate", ORIGINATE, "Originate a call."),
     def("Redirect", CALL, "Redirect (transfer) a call."),
-    def("Getvar", CALL | REPORTING, "Gets a channel variable or function value."),
+    def(
+        "Getvar",
+        CALL | REPORTING,
+        "Gets a channel variable or function value.",
+    ),
     def("Setvar", CALL, "Sets a channel variable or function value."),
-    def("ExtensionState", CALL | REPORTING, "Check Extension Status."),
-    def("ExtensionStateList", CALL | REPORTING, "List the current known extension states."),
+    def(
+        "ExtensionState",
+        CALL | REPORTING,
+        "Check Extension Status.",
+    ),
+    def(
+        "ExtensionStateList",
+        CALL | REPORTING,
+        "List the current known extension states.",
+    ),
     def("PresenceState", CALL | REPORTING, "Check Presence State."),
-    def("PresenceStateList", CALL | REPORTING, "List the current known presence states."),
-    def("DeviceStateList", CALL | REPORTING, "List the current known device states."),
+    def(
+        "PresenceStateList",
+        CALL | REPORTING,
+        "List the current known presence states.",
+    ),
+    def(
+        "DeviceStateList",
+        CALL | REPORTING,
+        "List the current known device states.",
+    ),
     def("Reload", CONFIG | SYSTEM, "Send a reload event."),
     def("Command", COMMAND, "Execute Asterisk CLI Command."),
     def("PJSIPShowEndpoints", SYSTEM, "Lists PJSIP endpoints."),
-    def("PJSIPShowEndpoint", SYSTEM, "Detail listing of an endpoint and its objects."),
+    def(
+        "PJSIPShowEndpoint",
+        SYSTEM,
+        "Detail listing of an endpoint and its objects.",
+    ),
     def("PJSIPShowContacts", SYSTEM, "Lists PJSIP Contacts."),
     def("PJSIPShowAors", SYSTEM, "Lists PJSIP AORs."),
     def("PJSIPShowAuths", SYSTEM, "Lists PJSIP Auths."),
-    def("PJSIPShowRegistrationsInbound", SYSTEM, "Lists PJSIP inbound registrations."),
+    def(
+        "PJSIPShowRegistrationsInbound",
+        SYSTEM,
+        "Lists PJSIP inbound registrations.",
+    ),
     def(
         "PJSIPShowRegistrationInboundContactStatuses",
         SYSTEM,
@@ -264,7 +304,11 @@ fn core_status(id: Option<&str>, s: &Snapshot) -> String {
     push_kv(&mut out, "CoreReloadDate", &rd);
     push_kv(&mut out, "CoreReloadTime", &rt);
     push_kv(&mut out, "CoreCurrentCalls", &s.channels.len().to_string());
-    push_kv(&mut out, "CoreProcessedCalls", &s.processed_calls.to_string());
+    push_kv(
+        &mut out,
+        "CoreProcessedCalls",
+        &s.processed_calls.to_string(),
+    );
     end(out)
 }
 
@@ -326,7 +370,13 @@ fn status(id: Option<&str>, f: &Frame, s: &Snapshot, ctx: Ctx<'_>) -> String {
     for ch in &chans {
         let mut ev = AmiEvent::new("Status", 0).kv("Privilege", "Call");
         push_channel(&mut ev, "", ch);
-        let eff = |v: &str| if v.is_empty() { "<unknown>".to_string() } else { v.to_string() };
+        let eff = |v: &str| {
+            if v.is_empty() {
+                "<unknown>".to_string()
+            } else {
+                v.to_string()
+            }
+        };
         ev = ev
             .kv("Type", "PJSIP")
             .kv("DNID", ch.dnid.clone())
@@ -352,7 +402,11 @@ fn status(id: Option<&str>, f: &Frame, s: &Snapshot, ctx: Ctx<'_>) -> String {
                 ev.push("Variable", format!("{k}={v}"));
             }
         } else {
-            for name in variables.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+            for name in variables
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+            {
                 let v = channel_value(ch, name).unwrap_or_default();
                 ev.push("Variable", format!("{name}={v}"));
             }
@@ -440,7 +494,10 @@ fn contact_status_detail(c: &Contact, endpoint: &str) -> AmiEvent {
         .kv("RoundtripUsec", c.rtt_text())
         .kv("EndpointName", endpoint.to_string())
         .kv("ID", c.id())
-        .kv("AuthenticateQualify", u8::from(c.authenticate_qualify).to_string())
+        .kv(
+            "AuthenticateQualify",
+            u8::from(c.authenticate_qualify).to_string(),
+        )
         .kv("OutboundProxy", c.outbound_proxy.clone())
         .kv("Path", c.path.clone())
         .kv("QualifyFrequency", c.qualify_frequency.to_string())
@@ -585,7 +642,10 @@ fn pjsip_show_auths(id: Option<&str>, s: &Snapshot) -> String {
     if auths.is_empty() {
         return frame::error(id, "No Auths found");
     }
-    let mut out = list_ack(id, "A listing of Auths follows, presented as AuthList events");
+    let mut out = list_ack(
+        id,
+        "A listing of Auths follows, presented as AuthList events",
+    );
     for a in &auths {
         let mut ev = object("auth", &a.id, &a.options);
         ev.name = "AuthList".into();
@@ -670,7 +730,11 @@ fn extension_state(id: Option<&str>, f: &Frame, s: &Snapshot) -> String {
 }
 
 fn extension_state_list(id: Option<&str>, s: &Snapshot) -> String {
-    let hints: Vec<_> = s.hints.iter().filter(|h| !h.exten.starts_with('_')).collect();
+    let hints: Vec<_> = s
+        .hints
+        .iter()
+        .filter(|h| !h.exten.starts_with('_'))
+        .collect();
     if hints.is_empty() {
         return frame::error(id, "No dialplan hints are available");
     }
@@ -1006,23 +1070,25 @@ fn originate(id: Option<&str>, f: &Frame, ctx: Ctx<'_>, reply: Option<&Reply>) -
         .any(|w| f.get("Async").eq_ignore_ascii_case(w));
     let opt = |k: &str| Some(f.get(k)).filter(|v| !v.is_empty()).map(str::to_string);
     match control_reply(reply) {
-        None => Outcome::Need(Request::Control(Control::Originate(OriginateRequest {
-            channel: channel.to_string(),
-            target,
-            priority,
-            timeout_ms,
-            caller_id: opt("CallerID"),
-            variables: f.variables(),
-            account: f.get("Account").to_string(),
-            early_media: ["yes", "true", "1", "on"]
-                .iter()
-                .any(|w| f.get("EarlyMedia").eq_ignore_ascii_case(w)),
-            is_async,
-            action_id: id.map(str::to_string),
-            channel_id: opt("ChannelId"),
-            other_channel_id: opt("OtherChannelId"),
-            codecs: opt("Codecs"),
-        }))),
+        None => Outcome::Need(Request::Control(Control::Originate(Box::new(
+            OriginateRequest {
+                channel: channel.to_string(),
+                target,
+                priority,
+                timeout_ms,
+                caller_id: opt("CallerID"),
+                variables: f.variables(),
+                account: f.get("Account").to_string(),
+                early_media: ["yes", "true", "1", "on"]
+                    .iter()
+                    .any(|w| f.get("EarlyMedia").eq_ignore_ascii_case(w)),
+                is_async,
+                action_id: id.map(str::to_string),
+                channel_id: opt("ChannelId"),
+                other_channel_id: opt("OtherChannelId"),
+                codecs: opt("Codecs"),
+            },
+        )))),
         Some(Ok(_)) => Outcome::Done(frame::success(id, "Originate successfully queued")),
         Some(Err(ControlError::Unsupported(m))) => err(m),
         Some(Err(_)) => err("Originate failed"),
@@ -1063,7 +1129,13 @@ fn redirect(id: Option<&str>, f: &Frame, reply: Option<&Reply>) -> Outcome {
                 None => return err("Priority is invalid"),
             }
         };
-        let or = |v: &str, d: &str| if v.is_empty() { d.to_string() } else { v.to_string() };
+        let or = |v: &str, d: &str| {
+            if v.is_empty() {
+                d.to_string()
+            } else {
+                v.to_string()
+            }
+        };
         Some((
             extra_chan.to_string(),
             or(f.get("ExtraExten"), exten),
@@ -1073,13 +1145,15 @@ fn redirect(id: Option<&str>, f: &Frame, reply: Option<&Reply>) -> Outcome {
     };
     let dual = extra.is_some();
     match control_reply(reply) {
-        None => Outcome::Need(Request::Control(Control::Redirect(RedirectRequest {
-            channel: channel.to_string(),
-            exten: exten.to_string(),
-            context: context.to_string(),
-            priority,
-            extra,
-        }))),
+        None => Outcome::Need(Request::Control(Control::Redirect(Box::new(
+            RedirectRequest {
+                channel: channel.to_string(),
+                exten: exten.to_string(),
+                context: context.to_string(),
+                priority,
+                extra,
+            },
+        )))),
         Some(Ok(_)) if dual => Outcome::Done(frame::success(id, "Dual Redirect successful")),
         Some(Ok(_)) => Outcome::Done(frame::success(id, "Redirect successful")),
         Some(Err(ControlError::NoSuchChannel)) => err("No such channel"),

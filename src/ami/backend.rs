@@ -52,8 +52,8 @@ pub enum Control {
         channels: Vec<String>,
         cause: Option<u8>,
     },
-    Originate(OriginateRequest),
-    Redirect(RedirectRequest),
+    Originate(Box<OriginateRequest>),
+    Redirect(Box<RedirectRequest>),
     /// Set a variable on a channel (or a global one when `channel` is `None`).
     Setvar {
         channel: Option<String>,
@@ -61,7 +61,9 @@ pub enum Control {
         value: String,
     },
     /// Reload a module (`res_pjsip.so`, `pbx_config.so`) or everything (`None`).
-    Reload { module: Option<String> },
+    Reload {
+        module: Option<String>,
+    },
 }
 
 /// A successful [`Control`].
@@ -132,12 +134,11 @@ pub async fn execute(backend: &dyn AmiBackend, req: Request) -> Reply {
     match req {
         Request::Snapshot => Reply::Snapshot(Arc::new(backend.snapshot().await)),
         Request::Control(c) => Reply::Control(match c {
-            Control::Hangup { channels, cause } => backend
-                .hangup(channels, cause)
-                .await
-                .map(ControlOk::Hungup),
-            Control::Originate(r) => backend.originate(r).await,
-            Control::Redirect(r) => backend.redirect(r).await.map(|()| ControlOk::Done),
+            Control::Hangup { channels, cause } => {
+                backend.hangup(channels, cause).await.map(ControlOk::Hungup)
+            }
+            Control::Originate(r) => backend.originate(*r).await,
+            Control::Redirect(r) => backend.redirect(*r).await.map(|()| ControlOk::Done),
             Control::Setvar {
                 channel,
                 variable,

@@ -77,9 +77,7 @@ pub fn run(cmd: &str, snap: &Snapshot) -> CliOutput {
             CliOutput::ok(show_contacts(snap))
         }
         ["pjsip", "show", "aors"] | ["pjsip", "list", "aors"] => CliOutput::ok(show_aors(snap)),
-        ["pjsip", "show", "auths"] | ["pjsip", "list", "auths"] => {
-            CliOutput::ok(show_auths(snap))
-        }
+        ["pjsip", "show", "auths"] | ["pjsip", "list", "auths"] => CliOutput::ok(show_auths(snap)),
         ["pjsip", "show", "transports"] | ["pjsip", "list", "transports"] => {
             CliOutput::ok(show_transports(&snap.transports))
         }
@@ -177,7 +175,13 @@ fn rule() -> String {
 
 fn endpoint_header() -> String {
     let mut h = String::new();
-    h += &header(0, "Endpoint", "Endpoint/CID", "  <State.....>  <Channels.>", 90);
+    h += &header(
+        0,
+        "Endpoint",
+        "Endpoint/CID",
+        "  <State.....>  <Channels.>",
+        90,
+    );
     h += &header(1, "I/OAuth", "AuthId/UserName", "", 90);
     h += &header(1, "Aor", "Aor", "  <MaxContact>", 77);
     h += &contact_header(2);
@@ -205,7 +209,10 @@ fn contact_header(level: usize) -> String {
 
 fn transport_header(level: usize) -> String {
     let i = indent(level);
-    let head = format!("{:>i$}:  <TransportId........>  <Type>  <cos>  <tos>  <", "Transport");
+    let head = format!(
+        "{:>i$}:  <TransportId........>  <Type>  <cos>  <tos>  <",
+        "Transport"
+    );
     let width = MAX_WIDTH.saturating_sub(head.len() + 1);
     format!("{head}{}>\n", dotted("BindAddress", width))
 }
@@ -475,7 +482,13 @@ fn app_data(c: &ChannelSnapshot) -> String {
 /// `core show channels`.
 pub fn show_channels(snap: &Snapshot) -> String {
     let row = |a: &str, b: &str, c: &str, d: &str| {
-        format!("{} {} {} {}\n", pad(a, 64), pad(b, 32), pad(c, 7), pad(d, 30))
+        format!(
+            "{} {} {} {}\n",
+            pad(a, 64),
+            pad(b, 32),
+            pad(c, 7),
+            pad(d, 30)
+        )
     };
     let mut out = row("Channel", "Location", "State", "Application(Data)");
     for c in &snap.channels {
@@ -665,9 +678,7 @@ pub fn show_uptime(snap: &Snapshot, seconds: bool) -> String {
 fn show_settings(snap: &Snapshot) -> String {
     format!(
         "\nPBX Core settings\n-----------------\n  Version:                     {ASTERISK_VERSION}\n  Build Options:               \n  Maximum calls:               Not set\n  Maximum open file handles:   Not set\n  Root console verbosity:      0\n  Current console verbosity:   0\n  Debug level:                 0\n  Trace level:                 0\n  Maximum load average:        0.000000\n  Minimum free memory:         0 MB\n  Startup time:                {}\n  Last reload time:            {}\n  System name:                 {}\n  Entity ID:                   00:00:00:00:00:00\n  PBX UUID:                    dialtone\n  Default language:            en\n  Language prefix:             Enabled\n  User name and group:         /\n  Executable includes:         Disabled\n  Transcode via SLIN:          Enabled\n  Transmit silence during rec: Disabled\n  Generic PLC:                 Disabled\n  Generic PLC on equal codecs: Disabled\n  Hide Msg Chan AMI events:    Disabled\n  Sounds search custom dir:    Disabled\n  Min DTMF duration::          80\n  Cache media frames:          Enabled\n  RTP use dynamic payloads:    1\n  RTP dynamic payload start:   35\n  Channel storage backend:     ao2_legacy\n  Manager interface version:   {AMI_VERSION}\n",
-        snap.started_unix as i64,
-        snap.last_reload_unix as i64,
-        snap.system_name
+        snap.started_unix as i64, snap.last_reload_unix as i64, snap.system_name
     )
 }
 
@@ -772,7 +783,10 @@ pub const MODULES: &[(&str, &str)] = &[
     ("chan_pjsip.so", "PJSIP Channel Driver"),
     ("pbx_config.so", "Text Extension Configuration"),
     ("res_pjsip.so", "Basic SIP resource"),
-    ("res_pjsip_authenticator_digest.so", "PJSIP authentication resource"),
+    (
+        "res_pjsip_authenticator_digest.so",
+        "PJSIP authentication resource",
+    ),
     ("res_pjsip_registrar.so", "PJSIP Registrar Support"),
     ("res_pjsip_session.so", "PJSIP Session resource"),
     ("res_rtp_asterisk.so", "Asterisk RTP Stack"),

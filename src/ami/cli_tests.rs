@@ -170,7 +170,10 @@ fn check(fixture: &str, got: &str) {
     if want != got {
         for (i, (a, b)) in want.lines().zip(got.lines()).enumerate() {
             if a != b {
-                panic!("{fixture} line {}:\nwant {a:?}\ngot  {b:?}\n\nfull:\n{got}", i + 1);
+                panic!(
+                    "{fixture} line {}:\nwant {a:?}\ngot  {b:?}\n\nfull:\n{got}",
+                    i + 1
+                );
             }
         }
         panic!("{fixture}: line count/ending differs\nwant {want:?}\ngot  {got:?}");
@@ -182,10 +185,19 @@ fn pjsip_tables_match_fixtures() {
     let s = fixture_snapshot();
     let mut no_chan = s.clone();
     no_chan.channels.clear();
-    check("pjsip_show_endpoints.txt", &run("pjsip show endpoints", &no_chan).text);
-    check("pjsip_show_contacts.txt", &run("pjsip show contacts", &s).text);
+    check(
+        "pjsip_show_endpoints.txt",
+        &run("pjsip show endpoints", &no_chan).text,
+    );
+    check(
+        "pjsip_show_contacts.txt",
+        &run("pjsip show contacts", &s).text,
+    );
     check("pjsip_show_aors.txt", &run("pjsip show aors", &s).text);
-    check("pjsip_show_transports.txt", &run("pjsip show transports", &s).text);
+    check(
+        "pjsip_show_transports.txt",
+        &run("pjsip show transports", &s).text,
+    );
 }
 
 #[test]
@@ -204,7 +216,10 @@ fn endpoint_channel_lines_match_fixture() {
 #[test]
 fn core_show_matches_fixtures() {
     let s = fixture_snapshot();
-    check("core_show_channels.txt", &run("core show channels", &s).text);
+    check(
+        "core_show_channels.txt",
+        &run("core show channels", &s).text,
+    );
     let mut one = s.clone();
     one.channels.truncate(1);
     check(
@@ -243,7 +258,10 @@ fn other_commands() {
         "No such command 'sip show peers' (type 'core show help sip show peers' for other possible commands)\n"
     );
     let one = run("dialplan show 1001@from-internal", &s).text;
-    assert!(one.ends_with("-= 1 extension (3 priorities) in 1 context. =-\n"), "{one}");
+    assert!(
+        one.ends_with("-= 1 extension (3 priorities) in 1 context. =-\n"),
+        "{one}"
+    );
     assert_eq!(
         run("dialplan show nowhere", &s).text,
         "There is no existence of 'nowhere' context\n"
@@ -256,7 +274,10 @@ fn other_commands() {
         e.contains("\n\n\n ParameterName : ParameterValue\n ================"),
         "{e}"
     );
-    assert!(e.contains(" 100rel        : yes\n allow         : (ulaw|alaw)\n"), "{e}");
+    assert!(
+        e.contains(" 100rel        : yes\n allow         : (ulaw|alaw)\n"),
+        "{e}"
+    );
     assert_eq!(
         run("pjsip show endpoint 9999", &s).text,
         "Unable to find object 9999.\n\n"

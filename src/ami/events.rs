@@ -225,7 +225,10 @@ pub fn push_channel(ev: &mut AmiEvent, prefix: &str, ch: &ChannelSnapshot) {
     ev.push(k("ChannelStateDesc"), ch.state.desc());
     ev.push(k("CallerIDNum"), one_line(or_unknown(&ch.caller_id_num)));
     ev.push(k("CallerIDName"), escape_c(or_unknown(&ch.caller_id_name)));
-    ev.push(k("ConnectedLineNum"), one_line(or_unknown(&ch.connected_line_num)));
+    ev.push(
+        k("ConnectedLineNum"),
+        one_line(or_unknown(&ch.connected_line_num)),
+    );
     ev.push(
         k("ConnectedLineName"),
         escape_c(or_unknown(&ch.connected_line_name)),

@@ -31,12 +31,17 @@ pub(crate) fn server_blocks() -> Option<Vec<String>> {
 pub(crate) fn block(prefix: &str) -> Option<String> {
     let blocks = server_blocks()?;
     let found = blocks.into_iter().find(|b| b.starts_with(prefix));
-    assert!(found.is_some(), "no transcript block starts with {prefix:?}");
+    assert!(
+        found.is_some(),
+        "no transcript block starts with {prefix:?}"
+    );
     found
 }
 
 pub(crate) fn lf(wire: &str) -> String {
-    wire.replace("\r\n", "\n").trim_end_matches('\n').to_string()
+    wire.replace("\r\n", "\n")
+        .trim_end_matches('\n')
+        .to_string()
 }
 
 fn golden(ev: &AmiEvent) {
@@ -122,7 +127,12 @@ fn system_events_match_transcripts() {
 #[test]
 fn other_event_shapes() {
     let c = alice(ChannelState::Up);
-    let names = |ev: &AmiEvent| ev.body.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>();
+    let names = |ev: &AmiEvent| {
+        ev.body
+            .iter()
+            .map(|(k, _)| k.to_string())
+            .collect::<Vec<_>>()
+    };
     let h = hangup(&c, 17);
     assert_eq!(h.header("Cause-txt"), Some("User busy"));
     let d = dtmf_end(&c, '5', 120, DtmfDirection::Received);
@@ -148,7 +158,14 @@ fn other_event_shapes() {
     });
     assert_eq!(cdr_ev.class, crate::ami::perms::CDR);
     assert_eq!(cdr_ev.body.len(), 18);
-    assert!(cdr_ev.to_wire().starts_with("Event: Cdr\r\nPrivilege: cdr,all\r\nAccountCode: \r\n"));
+    assert!(
+        cdr_ev
+            .to_wire()
+            .starts_with("Event: Cdr\r\nPrivilege: cdr,all\r\nAccountCode: \r\n")
+    );
     assert_eq!(sip_to_cause(486), 17);
-    assert_eq!(cause_text(sip_to_cause(404)), "Unallocated (unassigned) number");
+    assert_eq!(
+        cause_text(sip_to_cause(404)),
+        "Unallocated (unassigned) number"
+    );
 }

@@ -182,7 +182,7 @@ impl EventFilters {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ami::events::{AmiEvent, device_state_change, DeviceState};
+    use crate::ami::events::{AmiEvent, DeviceState, device_state_change};
     use crate::ami::perms;
 
     fn ev(name: &'static str, chan: &str) -> AmiEvent {

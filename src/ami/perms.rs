@@ -261,6 +261,10 @@ mod tests {
         assert!(Acl::default().allows("10.0.0.1".parse().unwrap()));
         assert!(Net::parse("10.0.0.0/255.0.255.0").is_err());
         assert_eq!(Net::parse("10.0.0.0/8").unwrap().bits, 8);
-        assert!(Net::parse("::1/128").unwrap().contains("::1".parse().unwrap()));
+        assert!(
+            Net::parse("::1/128")
+                .unwrap()
+                .contains("::1".parse().unwrap())
+        );
     }
 }

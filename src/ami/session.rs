@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
 
+use super::BANNER;
 use super::actions::{self, Ctx, Outcome};
 use super::backend::{Reply, Request};
 use super::events::{self, AmiEvent};
 use super::filter::EventFilters;
 use super::frame::{self, Frame, FrameParser, push_kv, response_head};
 use super::perms::{self, Acl};
-use super::BANNER;
 
 /// One manager account.
 #[derive(Debug, Clone)]
@@ -83,9 +83,13 @@ impl WireEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Unauthenticated,
-    Authenticated { user: usize },
+    Authenticated {
+        user: usize,
+    },
     /// A failed login: answer at `at`, then close.
-    Failing { at: Instant },
+    Failing {
+        at: Instant,
+    },
     Closed,
 }
 
@@ -377,8 +381,7 @@ impl AmiSession {
             if f.get("AuthType").eq_ignore_ascii_case("md5") {
                 let key = f.get("Key");
                 !key.is_empty()
-                    && md5_hex(&format!("{}{}", self.challenge, u.secret))
-                        .eq_ignore_ascii_case(key)
+                    && md5_hex(&format!("{}{}", self.challenge, u.secret)).eq_ignore_ascii_case(key)
             } else {
                 !u.secret.is_empty() && f.get("Secret") == u.secret
             }
@@ -407,8 +410,7 @@ impl AmiSession {
             .push_str(&frame::success(id.as_deref(), "Authentication accepted"));
         if self.send_events & perms::SYSTEM != 0 {
             let up = (self.unix(now) - self.settings.started_unix).max(0.0) as u64;
-            self.out
-                .push_str(&events::fully_booted(up, up).to_wire());
+            self.out.push_str(&events::fully_booted(up, up).to_wire());
         }
     }
 }

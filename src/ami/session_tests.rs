@@ -1,8 +1,8 @@
 use super::*;
 use crate::ami::backend::{Control, ControlError, ControlOk};
 use crate::ami::cli::tests::fixture_snapshot;
-use crate::ami::events::{ChannelSnapshot, DeviceState};
 use crate::ami::events::tests::{block, lf};
+use crate::ami::events::{ChannelSnapshot, DeviceState};
 use crate::ami::model::Snapshot;
 use crate::ami::perms::{Net, parse_perms};
 
@@ -58,7 +58,10 @@ impl T {
             "127.0.0.1".parse().unwrap(),
             840_123_456,
         );
-        assert_eq!(s.poll_transmit().unwrap(), "Asterisk Call Manager/11.0.0\r\n");
+        assert_eq!(
+            s.poll_transmit().unwrap(),
+            "Asterisk Call Manager/11.0.0\r\n"
+        );
         T {
             s,
             now,
@@ -136,10 +139,15 @@ fn md5_login() {
     let out = t.send(&format!(
         "Action: Login\nActionID: c2\nAuthType: MD5\nUsername: admin\nKey: {key}\n\n"
     ));
-    assert!(out.starts_with("Response: Success\r\nActionID: c2\r\nMessage: Authentication accepted\r\n\r\n"));
+    assert!(out.starts_with(
+        "Response: Success\r\nActionID: c2\r\nMessage: Authentication accepted\r\n\r\n"
+    ));
     let mut t = T::new();
     let out = t.send("Action: Challenge\nAuthType: plain\n\n");
-    assert_eq!(out, "Response: Error\r\nMessage: Must specify AuthType\r\n\r\n");
+    assert_eq!(
+        out,
+        "Response: Error\r\nMessage: Must specify AuthType\r\n\r\n"
+    );
 }
 
 #[test]
@@ -194,7 +202,9 @@ fn before_login_and_errors() {
     }
     let out = t.send("action: ping\nactionid: p1\n\n");
     assert!(
-        out.starts_with("Response: Success\r\nActionID: p1\r\nPing: Pong\r\nTimestamp: 1700000000.123456\r\n"),
+        out.starts_with(
+            "Response: Success\r\nActionID: p1\r\nPing: Pong\r\nTimestamp: 1700000000.123456\r\n"
+        ),
         "{out}"
     );
     let out = t.send("Action: Logoff\nActionID: q\n\n");
@@ -272,7 +282,10 @@ fn permissions() {
     let mut t = T::new();
     t.login("mon", "monitor-secret");
     let out = t.send("Action: Command\nActionID: k\nCommand: core show version\n\n");
-    assert_eq!(out, "Response: Error\r\nActionID: k\r\nMessage: Permission denied\r\n\r\n");
+    assert_eq!(
+        out,
+        "Response: Error\r\nActionID: k\r\nMessage: Permission denied\r\n\r\n"
+    );
     // reporting suffices for CoreSettings (system,reporting)
     let out = t.send("Action: CoreSettings\n\n");
     assert!(out.contains("AMIversion: 11.0.0\r\n"), "{out}");
@@ -280,7 +293,10 @@ fn permissions() {
     assert!(out.contains("CoreSettings: "), "{out}");
     assert!(out.contains("(Priv: system,reporting,all)"), "{out}");
     assert!(!out.contains("\r\nCommand: "), "{out}");
-    assert!(out.contains("Ping: Keepalive command. (Priv: <none>)"), "{out}");
+    assert!(
+        out.contains("Ping: Keepalive command. (Priv: <none>)"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -303,7 +319,10 @@ fn pjsip_show_endpoints_transcript() {
     }
     t.snap.endpoints.clear();
     let out = t.send("Action: PJSIPShowEndpoints\nActionID: L1\n\n");
-    assert_eq!(out, "Response: Error\r\nActionID: L1\r\nMessage: No endpoints found\r\n\r\n");
+    assert_eq!(
+        out,
+        "Response: Error\r\nActionID: L1\r\nMessage: No endpoints found\r\n\r\n"
+    );
 }
 
 #[test]
@@ -314,12 +333,21 @@ fn command_output() {
     assert!(out.starts_with("Response: Success\r\nActionID: k1\r\nMessage: Command output follows\r\nOutput: Asterisk 22.5.0 built by "), "{out}");
     assert!(out.ends_with("UTC\r\n\r\n"));
     let out = t.send("Action: Command\nCommand: pjsip show contacts\n\n");
-    assert!(out.contains("\r\nOutput: \r\nOutput:   Contact:  <Aor/ContactUri"), "{out}");
-    assert!(out.contains("Output: Objects found: 2\r\nOutput: \r\n\r\n"), "{out}");
+    assert!(
+        out.contains("\r\nOutput: \r\nOutput:   Contact:  <Aor/ContactUri"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Output: Objects found: 2\r\nOutput: \r\n\r\n"),
+        "{out}"
+    );
     let out = t.send("Action: Command\nCommand: sip show peers\n\n");
     assert!(out.starts_with("Response: Error\r\nMessage: Command output follows\r\nOutput: No such command 'sip show peers'"), "{out}");
     let out = t.send("Action: Command\nCommand: module unload res_pjsip.so\n\n");
-    assert_eq!(out, "Response: Error\r\nMessage: Command blacklisted\r\n\r\n");
+    assert_eq!(
+        out,
+        "Response: Error\r\nMessage: Command blacklisted\r\n\r\n"
+    );
     t.control = |c| match c {
         Control::Reload { module } if module.as_deref() == Some("res_pjsip.so") => {
             Ok(ControlOk::Done)
@@ -327,7 +355,10 @@ fn command_output() {
         _ => Err(ControlError::NoSuchModule),
     };
     let out = t.send("Action: Command\nCommand: module reload res_pjsip.so\n\n");
-    assert!(out.contains("Output: Module 'res_pjsip.so' reloaded successfully.\r\n"), "{out}");
+    assert!(
+        out.contains("Output: Module 'res_pjsip.so' reloaded successfully.\r\n"),
+        "{out}"
+    );
     let out = t.send("Action: Reload\nModule: res_pjsip\n\n");
     assert_eq!(out, "Response: Success\r\nMessage: Module Reloaded\r\n\r\n");
     let out = t.send("Action: Reload\nModule: app_queue.so\n\n");
@@ -346,9 +377,15 @@ fn channel_actions() {
     let out = t.send("Action: Status\nChannel: PJSIP/9-1\n\n");
     assert_eq!(out, "Response: Error\r\nMessage: No such channel\r\n\r\n");
     let out = t.send("Action: Getvar\nChannel: PJSIP/1001-00000001\nVariable: CALLERID(num)\n\n");
-    assert_eq!(out, "Response: Success\r\nVariable: CALLERID(num)\r\nValue: 1001\r\n\r\n");
+    assert_eq!(
+        out,
+        "Response: Success\r\nVariable: CALLERID(num)\r\nValue: 1001\r\n\r\n"
+    );
     let out = t.send("Action: Getvar\n\n");
-    assert_eq!(out, "Response: Error\r\nMessage: No variable specified\r\n\r\n");
+    assert_eq!(
+        out,
+        "Response: Error\r\nMessage: No variable specified\r\n\r\n"
+    );
     // Hangup by name / by regex
     t.control = |c| match c {
         Control::Hangup { channels, .. } => Ok(ControlOk::Hungup(
@@ -365,11 +402,22 @@ fn channel_actions() {
     let out = t.send("Action: Hangup\nChannel: PJSIP/2-1\n\n");
     assert_eq!(out, "Response: Error\r\nMessage: No such channel\r\n\r\n");
     let out = t.send("Action: Hangup\nActionID: h\nChannel: /^PJSIP/\n\n");
-    assert!(out.contains("Event: ChannelHungup\r\nChannel: PJSIP/1001-00000001\r\nActionID: h\r\n"), "{out}");
-    assert!(out.contains("ChannelsHungupListComplete\r\nActionID: h\r\nEventList: Complete\r\nListItems: 2"), "{out}");
+    assert!(
+        out.contains("Event: ChannelHungup\r\nChannel: PJSIP/1001-00000001\r\nActionID: h\r\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "ChannelsHungupListComplete\r\nActionID: h\r\nEventList: Complete\r\nListItems: 2"
+        ),
+        "{out}"
+    );
     // Originate: validation, then the backend's answer
     let out = t.send("Action: Originate\nExten: 1002\n\n");
-    assert_eq!(out, "Response: Error\r\nMessage: Channel not specified\r\n\r\n");
+    assert_eq!(
+        out,
+        "Response: Error\r\nMessage: Channel not specified\r\n\r\n"
+    );
     let out = t.send("Action: Originate\nChannel: PJSIP/1001\nExten: 1002\n\n");
     assert!(out.contains("requires 'Context' and 'Priority'"), "{out}");
     let mut o = T::new();
@@ -381,9 +429,15 @@ fn channel_actions() {
     assert_eq!(out, "Response: Error\r\nMessage: not in this test\r\n\r\n");
     t.control = |_| Ok(ControlOk::OriginateQueued);
     let out = t.send("Action: Originate\nActionID: o1\nChannel: PJSIP/1001\nContext: from-internal\nExten: 1002\nPriority: 1\nAsync: true\n\n");
-    assert_eq!(out, "Response: Success\r\nActionID: o1\r\nMessage: Originate successfully queued\r\n\r\n");
+    assert_eq!(
+        out,
+        "Response: Success\r\nActionID: o1\r\nMessage: Originate successfully queued\r\n\r\n"
+    );
     let out = t.send("Action: Redirect\nChannel: PJSIP/1001-00000001\nExten: 1003\nContext: from-internal\nPriority: x\n\n");
-    assert_eq!(out, "Response: Error\r\nMessage: Priority is invalid\r\n\r\n");
+    assert_eq!(
+        out,
+        "Response: Error\r\nMessage: Priority is invalid\r\n\r\n"
+    );
 }
 
 #[test]
@@ -391,27 +445,51 @@ fn state_and_pjsip_lists() {
     let mut t = T::new();
     t.login("admin", "amp111");
     let out = t.send("Action: DeviceStateList\nActionID: d\n\n");
-    assert!(out.contains("Event: DeviceStateChange\r\nActionID: d\r\nDevice: PJSIP/1001\r\nState: NOT_INUSE\r\n"), "{out}");
-    assert!(out.contains("DeviceStateListComplete\r\nActionID: d\r\nEventList: Complete\r\nListItems: 3"));
+    assert!(
+        out.contains(
+            "Event: DeviceStateChange\r\nActionID: d\r\nDevice: PJSIP/1001\r\nState: NOT_INUSE\r\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "DeviceStateListComplete\r\nActionID: d\r\nEventList: Complete\r\nListItems: 3"
+        )
+    );
     let out = t.send("Action: ExtensionState\nExten: 1002\nContext: ext-local\n\n");
-    assert_eq!(out, "Response: Success\r\nMessage: Extension Status\r\nExten: 1002\r\nContext: ext-local\r\nHint: PJSIP/1002\r\nStatus: 4\r\nStatusText: Unavailable\r\n\r\n");
+    assert_eq!(
+        out,
+        "Response: Success\r\nMessage: Extension Status\r\nExten: 1002\r\nContext: ext-local\r\nHint: PJSIP/1002\r\nStatus: 4\r\nStatusText: Unavailable\r\n\r\n"
+    );
     let out = t.send("Action: ExtensionStateList\n\n");
     assert!(out.contains("ListItems: 2"));
     let out = t.send("Action: PJSIPShowContacts\n\n");
-    assert!(out.contains("Event: ContactList\r\nObjectType: contact\r\nObjectName: 1001;@d0cde1d069"), "{out}");
+    assert!(
+        out.contains("Event: ContactList\r\nObjectType: contact\r\nObjectName: 1001;@d0cde1d069"),
+        "{out}"
+    );
     assert!(out.contains("RoundtripUsec: 12345\r\n"));
     let out = t.send("Action: PJSIPShowEndpoint\nEndpoint: PJSIP/1001\n\n");
     assert!(out.contains("Event: EndpointDetail\r\nObjectType: endpoint\r\nObjectName: 1001\r\nAllow: (ulaw|alaw)\r\n100rel: yes\r\n"), "{out}");
     assert!(out.contains("Event: ContactStatusDetail\r\nAOR: 1001\r\n"));
-    assert!(out.contains("EndpointDetailComplete\r\nEventList: Complete\r\nListItems: 5"), "{out}");
+    assert!(
+        out.contains("EndpointDetailComplete\r\nEventList: Complete\r\nListItems: 5"),
+        "{out}"
+    );
     let out = t.send("Action: PJSIPShowEndpoint\n\n");
     assert!(out.contains("PJSIPShowEndpoint requires an endpoint name"));
     let out = t.send("Action: PJSIPShowAors\n\n");
     assert!(out.contains("ListItems: 3"));
     let out = t.send("Action: PJSIPShowRegistrationsInbound\n\n");
-    assert!(out.contains("InboundRegistrationDetailComplete\r\nEventList: Complete\r\nListItems: 1"), "{out}");
+    assert!(
+        out.contains("InboundRegistrationDetailComplete\r\nEventList: Complete\r\nListItems: 1"),
+        "{out}"
+    );
     let out = t.send("Action: CoreStatus\n\n");
-    assert!(out.contains("CoreStartupDate: 2023-11-14\r\nCoreStartupTime: 21:13:20\r\n"), "{out}");
+    assert!(
+        out.contains("CoreStartupDate: 2023-11-14\r\nCoreStartupTime: 21:13:20\r\n"),
+        "{out}"
+    );
     let _ = ChannelSnapshot::default();
 }
 

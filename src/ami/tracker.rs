@@ -91,7 +91,10 @@ impl EndpointTracker {
             return;
         }
         e.reported = Some(now);
-        out.push(events::device_state_change(&format!("PJSIP/{endpoint}"), now));
+        out.push(events::device_state_change(
+            &format!("PJSIP/{endpoint}"),
+            now,
+        ));
         if let Some((exten, context)) = &e.hint {
             out.push(events::extension_status(
                 exten,

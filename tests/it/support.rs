@@ -29,6 +29,12 @@ impl TestServer {
 
     pub async fn start_in(dir: tempfile::TempDir, extra: &str) -> TestServer {
         let db = dir.path().join("dialtone.db");
+        // An `ami:` block in `extra` replaces the default (AMI off).
+        let ami_off = if extra.lines().any(|l| l.starts_with("ami:")) {
+            ""
+        } else {
+            "ami:\n  enabled: false\n"
+        };
         let yaml = format!(
             r#"
 server:
@@ -39,9 +45,7 @@ api:
   port: 0
   require_authentication: true
   tokens: ["test-token-123456"]
-ami:
-  enabled: false
-database:
+{ami_off}database:
   url: "sqlite://{}"
 sip:
   realm: test.local
@@ -71,6 +75,13 @@ extensions:
             .unwrap()
             .tcp_addr()
             .expect("tcp enabled")
+    }
+    pub fn ami(&self) -> SocketAddr {
+        self.server
+            .as_ref()
+            .unwrap()
+            .ami_addr()
+            .expect("ami enabled")
     }
     pub fn api(&self) -> SocketAddr {
         self.server
