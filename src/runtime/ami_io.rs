@@ -746,3 +746,90 @@ impl AmiBackend for Backend {
         })
     }
 }
+
+// ------------------------------------------------------------------ client (`dialtone cli`)
+
+/// Log in to an AMI at `addr`, run one CLI command and return `(success, output text)` with
+/// the `Output:` lines joined by newlines (what `asterisk -rx` prints).
+pub async fn run_command(
+    addr: SocketAddr,
+    username: &str,
+    secret: &str,
+    command: &str,
+) -> std::io::Result<(bool, String)> {
+    let io_err = |m: &str| std::io::Error::other(m.to_string());
+    let fut = async {
+        let mut s = TcpStream::connect(addr).await?;
+        let mut buf: Vec<u8> = Vec::new();
+        let mut chunk = [0u8; 8192];
+        // Read one message (lines up to a blank line), skipping the banner line.
+        async fn next_msg(
+            s: &mut TcpStream,
+            buf: &mut Vec<u8>,
+            chunk: &mut [u8],
+        ) -> std::io::Result<Vec<String>> {
+            loop {
+                while buf.starts_with(b"Asterisk Call Manager/") {
+                    match buf.windows(2).position(|w| w == b"\r\n") {
+                        Some(p) => {
+                            buf.drain(..p + 2);
+                        }
+                        None => break,
+                    }
+                }
+                if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n")
+                    && !buf.starts_with(b"Asterisk Call Manager/")
+                {
+                    let m: Vec<u8> = buf.drain(..p + 4).collect();
+                    let text = String::from_utf8_lossy(&m[..p]).into_owned();
+                    return Ok(text.split("\r\n").map(str::to_string).collect());
+                }
+                let n = s.read(chunk).await?;
+                if n == 0 {
+                    return Err(std::io::Error::other("connection closed"));
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+        }
+        let login = format!(
+            "Action: Login\r\nActionID: cli-login\r\nUsername: {username}\r\nSecret: {secret}\r\nEvents: off\r\n\r\n"
+        );
+        s.write_all(login.as_bytes()).await?;
+        let m = next_msg(&mut s, &mut buf, &mut chunk).await?;
+        if !m.iter().any(|l| l == "Response: Success") {
+            return Err(io_err("AMI login failed"));
+        }
+        let cmd = command.replace(['\r', '\n'], " ");
+        let req = format!("Action: Command\r\nActionID: cli-cmd\r\nCommand: {cmd}\r\n\r\n");
+        s.write_all(req.as_bytes()).await?;
+        loop {
+            let m = next_msg(&mut s, &mut buf, &mut chunk).await?;
+            if !m.iter().any(|l| l == "ActionID: cli-cmd") {
+                continue;
+            }
+            let ok = m.first().is_some_and(|l| l == "Response: Success");
+            let lines: Vec<&str> = m
+                .iter()
+                .filter_map(|l| {
+                    l.strip_prefix("Output: ")
+                        .or((l == "Output:").then_some(""))
+                })
+                .collect();
+            let mut text = lines.join("\n");
+            if !lines.is_empty() {
+                text.push('\n');
+            } else if !ok {
+                if let Some(msg) = m.iter().find_map(|l| l.strip_prefix("Message: ")) {
+                    text = format!("{msg}\n");
+                }
+            }
+            let _ = s
+                .write_all(b"Action: Logoff\r\nActionID: cli-bye\r\n\r\n")
+                .await;
+            return Ok((ok, text));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), fut)
+        .await
+        .map_err(|_| io_err("AMI did not answer in time"))?
+}

@@ -341,3 +341,41 @@ async fn contact_status_on_register() {
     assert!(ps.contains("PeerStatus: Unreachable\r\n"), "{ps}");
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn dialtone_cli_rx() {
+    let srv = TestServer::start(AMI).await;
+    let cfg = srv.write_config();
+    let addr = srv.ami().to_string();
+    let run = |cmd: &'static str| {
+        let cfg = cfg.clone();
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_dialtone"))
+                .arg("--config")
+                .arg(&cfg)
+                .args(["cli", "--ami", &addr, "-rx", cmd])
+                .output()
+                .expect("run dialtone");
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+    };
+    let (ok, out, err) = run("core show version").await.unwrap();
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.starts_with("Asterisk 22.5.0 built by dialtone"),
+        "{out}"
+    );
+    let (ok, out, _) = run("pjsip show aors").await.unwrap();
+    assert!(ok);
+    assert!(out.starts_with("\n      Aor:  <Aor"), "{out:?}");
+    assert!(out.ends_with("Objects found: 3\n\n"), "{out:?}");
+    let (ok, out, _) = run("sip show peers").await.unwrap();
+    assert!(!ok);
+    assert!(out.starts_with("No such command 'sip show peers'"), "{out}");
+    srv.stop().await;
+}
