@@ -39,6 +39,25 @@ enum Cmd {
         #[command(subcommand)]
         action: ExtCmd,
     },
+    /// Run an Asterisk CLI command on the running server through its AMI, like
+    /// `asterisk -rx "pjsip show endpoints"`.
+    Cli {
+        /// The command to run.
+        #[arg(short = 'x', long = "execute")]
+        execute: String,
+        /// Accepted for `asterisk -rx` compatibility (the connection is always remote).
+        #[arg(short = 'r', default_value_t = false)]
+        remote: bool,
+        /// AMI address (default: ami.host:ami.port from the config).
+        #[arg(long)]
+        ami: Option<std::net::SocketAddr>,
+        /// AMI user (default: the first ami.users entry).
+        #[arg(long, env = "DIALTONE_AMI_USER")]
+        user: Option<String>,
+        /// Its secret (default: from the config).
+        #[arg(long, env = "DIALTONE_AMI_SECRET")]
+        secret: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -160,6 +179,36 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Extension { action } => rt.block_on(extension_cmd(cfg, action)),
+        Cmd::Cli {
+            execute,
+            remote: _,
+            ami,
+            user,
+            secret,
+        } => {
+            let addr = ami.unwrap_or_else(|| cfg.ami_addr());
+            let account = match &user {
+                Some(u) => cfg.ami.users.iter().find(|x| &x.username == u),
+                None => cfg.ami.users.first(),
+            };
+            let username = user
+                .clone()
+                .or_else(|| account.map(|a| a.username.clone()))
+                .context("no AMI user: add one under ami.users or pass --user")?;
+            let secret = secret
+                .or_else(|| account.map(|a| a.secret.expose().to_string()))
+                .context("no AMI secret: pass --secret")?;
+            let (ok, text) = rt
+                .block_on(runtime::ami_io::run_command(
+                    addr, &username, &secret, &execute,
+                ))
+                .with_context(|| format!("AMI at {addr}"))?;
+            print!("{text}");
+            if !ok {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -170,17 +219,12 @@ async fn serve(cfg: Config) -> Result<()> {
             cfg.api.port
         );
     }
-    if cfg.ami.enabled {
-        warn!(
-            "ami.enabled: the Asterisk Manager Interface is not in this build yet; {}:{} is not opened",
-            cfg.ami.host, cfg.ami.port
-        );
-    }
     let server = runtime::Server::start(&cfg).await?;
     info!(
         udp = %server.udp_addr(),
         tcp = ?server.tcp_addr(),
         api = ?server.api_addr(),
+        ami = ?server.ami_addr(),
         "Dialtone is up"
     );
     shutdown_signal().await;

@@ -668,6 +668,34 @@ extensions:
     }
 
     #[test]
+    fn ami_manager_alias_acl_and_filters() {
+        let loaded = ok(
+            "manager:\n  bind: 127.0.0.2\n  port: 0\n  users:\n    - username: mon\n      secret: mon-secret\n      deny: [0.0.0.0/0]\n      permit: [127.0.0.1/255.0.0.0]\n      eventfilter: ['!Event: VarSet']\n",
+        );
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        assert_eq!(
+            loaded.config.ami.host,
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2))
+        );
+        assert_eq!(loaded.config.ami.users[0].permit, ["127.0.0.1/255.0.0.0"]);
+        let e = err(
+            "ami:\n  users:\n    - username: mon\n      secret: mon-secret\n      read: system,bogus\n      deny: [10.0.0.0/33]\n      eventfilter: ['(unclosed']\n",
+        );
+        assert!(
+            e.contains("ami.users[0].read: unknown permission class bogus"),
+            "{e}"
+        );
+        assert!(
+            e.contains("ami.users[0].deny[0]: 10.0.0.0/33: prefix longer than 32"),
+            "{e}"
+        );
+        assert!(
+            e.contains("ami.users[0].eventfilter[0]: eventfilter: bad regex"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn load_reads_a_file_and_reports_missing_ones() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.yml");

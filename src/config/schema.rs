@@ -64,6 +64,8 @@ pub struct Config {
     pub registrar: RegistrarConfig,
     pub security: SecurityConfig,
     pub api: ApiConfig,
+    /// `ami:` (also accepted as `manager:`, the manager.conf name).
+    #[serde(alias = "manager")]
     pub ami: AmiConfig,
     pub database: DatabaseConfig,
     pub logging: LoggingConfig,
@@ -340,7 +342,10 @@ impl Default for ApiConfig {
 #[serde(default)]
 pub struct AmiConfig {
     pub enabled: bool,
+    /// Listen address (`bind` is accepted too, after manager.conf `bindaddr`).
+    #[serde(alias = "bind")]
     pub host: IpAddr,
+    /// 0 = any free port (tests).
     pub port: u16,
     pub users: Vec<AmiUser>,
 }
@@ -367,6 +372,16 @@ pub struct AmiUser {
     /// Write permission classes.
     #[serde(default = "all")]
     pub write: String,
+    /// Networks refused (`ip/mask` or `ip/bits`); checked before `permit`, the last match wins.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Networks allowed.
+    #[serde(default)]
+    pub permit: Vec<String>,
+    /// manager.conf `eventfilter` lines: a regex (`!regex` excludes) or
+    /// `action(exclude),name(Newchannel),header(Channel),method(starts_with) = Local/`.
+    #[serde(default)]
+    pub eventfilter: Vec<String>,
 }
 
 fn all() -> String {

@@ -249,6 +249,27 @@ fn ami(c: &mut Checker, config: &Config) {
             );
         }
         c.secret(&format!("{path}.secret"), &user.secret, MIN_SECRET_LEN);
+        for (key, list) in [("read", &user.read), ("write", &user.write)] {
+            let unknown = crate::ami::perms::unknown_perms(list);
+            if !unknown.is_empty() {
+                c.err(
+                    format!("{path}.{key}"),
+                    format!("unknown permission class {}", unknown.join(", ")),
+                );
+            }
+        }
+        for (key, nets) in [("deny", &user.deny), ("permit", &user.permit)] {
+            for (j, n) in nets.iter().enumerate() {
+                if let Err(e) = crate::ami::perms::Net::parse(n) {
+                    c.err(format!("{path}.{key}[{j}]"), e);
+                }
+            }
+        }
+        for (j, f) in user.eventfilter.iter().enumerate() {
+            if let Err(e) = crate::ami::filter::EventFilters::parse(std::slice::from_ref(f)) {
+                c.err(format!("{path}.eventfilter[{j}]"), e);
+            }
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! [`Server::start`] wires everything from a [`Config`] and returns the bound addresses, so
 //! tests can run a whole PBX on `127.0.0.1:0`.
 
+pub mod ami_io;
 pub mod backend;
 pub mod core;
 pub mod media_bridge;
@@ -48,6 +49,11 @@ pub enum RuntimeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot bind AMI {addr}: {source}")]
+    BindAmi {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("media relay: {0}")]
@@ -68,6 +74,7 @@ pub struct Server {
     store: Store,
     relay: media_io::MediaRelay,
     cdr_task: JoinHandle<()>,
+    ami: Option<ami_io::AmiServer>,
 }
 
 fn unix_ms() -> i64 {
@@ -351,7 +358,27 @@ impl Server {
             (Some(bound), Some(stop_tx), Some(task))
         };
 
-        info!(%udp_addr, ?tcp_addr, ?api_addr, realm = %cfg.sip.realm, "listening");
+        // Asterisk Manager Interface.
+        let ami = if cfg.ami.enabled {
+            let addr = cfg.ami_addr();
+            Some(
+                ami_io::start(
+                    cfg,
+                    handle.clone(),
+                    store.clone(),
+                    epoch.1,
+                    udp_addr,
+                    tcp_addr,
+                )
+                .await
+                .map_err(|source| RuntimeError::BindAmi { addr, source })?,
+            )
+        } else {
+            None
+        };
+        let ami_addr = ami.as_ref().map(|a| a.addr());
+
+        info!(%udp_addr, ?tcp_addr, ?api_addr, ?ami_addr, realm = %cfg.sip.realm, "listening");
         Ok(Server {
             udp_addr,
             tcp_addr,
@@ -365,6 +392,7 @@ impl Server {
             store,
             relay,
             cdr_task,
+            ami,
         })
     }
 
@@ -384,6 +412,18 @@ impl Server {
         self.handle.clone()
     }
 
+    /// Where the AMI listens (when `ami.enabled`).
+    pub fn ami_addr(&self) -> Option<SocketAddr> {
+        self.ami.as_ref().map(|a| a.addr())
+    }
+
+    /// The AMI event publisher (the call engine's channel events go through it).
+    pub fn ami_events(
+        &self,
+    ) -> Option<tokio::sync::broadcast::Sender<Arc<crate::ami::session::WireEvent>>> {
+        self.ami.as_ref().map(|a| a.publisher())
+    }
+
     /// Stop accepting work, let the core finish what it has, flush the store, stop.
     pub async fn shutdown(self) -> Result<(), RuntimeError> {
         if let Some(stop) = self.api_stop {
@@ -393,6 +433,9 @@ impl Server {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
         self.watcher_task.abort();
+        if let Some(ami) = self.ami {
+            ami.shutdown();
+        }
         let _ = self.handle.sender().send(CoreMsg::Shutdown).await;
         let _ = self.core_done.await;
         // The core dropped its persistence sender: the writer drains and exits.

@@ -40,6 +40,12 @@ impl TestServer {
 
     async fn start_full(dir: tempfile::TempDir, server_keys: &str, extra: &str) -> TestServer {
         let db = dir.path().join("dialtone.db");
+        // An `ami:` block in `extra` replaces the default (AMI off).
+        let ami_off = if extra.lines().any(|l| l.starts_with("ami:")) {
+            ""
+        } else {
+            "ami:\n  enabled: false\n"
+        };
         let yaml = format!(
             r#"
 server:
@@ -51,9 +57,7 @@ api:
   port: 0
   require_authentication: true
   tokens: ["test-token-123456"]
-ami:
-  enabled: false
-database:
+{ami_off}database:
   url: "sqlite://{}"
 sip:
   realm: test.local
@@ -83,6 +87,13 @@ extensions:
             .unwrap()
             .tcp_addr()
             .expect("tcp enabled")
+    }
+    pub fn ami(&self) -> SocketAddr {
+        self.server
+            .as_ref()
+            .unwrap()
+            .ami_addr()
+            .expect("ami enabled")
     }
     pub fn api(&self) -> SocketAddr {
         self.server

@@ -1,0 +1,224 @@
+//! Engine events → AMI events. Registration and qualify changes become `ContactStatus`; the
+//! endpoint's availability (any usable contact) drives `PeerStatus`, `DeviceStateChange` and,
+//! for endpoints with a hint, `ExtensionStatus`. Call state (in use, ringing) is folded in
+//! through [`EndpointTracker::set_call_state`].
+
+use std::collections::HashMap;
+
+use super::events::{self, AmiEvent, ContactState, DeviceState};
+use crate::pbx::engine::PbxEvent;
+use crate::pbx::registrar::QualifyStatus;
+
+#[derive(Debug, Default)]
+struct EndpointState {
+    contacts: HashMap<String, ContactState>,
+    /// Call state from the call engine (`InUse`, `Ringing`, ...); `None` = idle.
+    call: Option<DeviceState>,
+    /// The last device state reported.
+    reported: Option<DeviceState>,
+    /// `(exten, context)` of its hint.
+    hint: Option<(String, String)>,
+}
+
+impl EndpointState {
+    fn available(&self) -> bool {
+        self.contacts.values().any(|s| s.is_available())
+    }
+
+    fn device_state(&self) -> DeviceState {
+        match (self.available(), self.call) {
+            (_, Some(c)) => c,
+            (true, None) => DeviceState::NotInUse,
+            (false, None) => DeviceState::Unavailable,
+        }
+    }
+}
+
+/// Keeps what AMI needs to turn engine events into Asterisk's events (one per runtime).
+#[derive(Debug, Default)]
+pub struct EndpointTracker {
+    endpoints: HashMap<String, EndpointState>,
+}
+
+/// The AMI status of a qualify result.
+pub fn contact_state(q: QualifyStatus) -> ContactState {
+    match q {
+        QualifyStatus::Unknown => ContactState::Unknown,
+        QualifyStatus::Reachable => ContactState::Reachable,
+        QualifyStatus::Unreachable => ContactState::Unreachable,
+    }
+}
+
+impl EndpointTracker {
+    pub fn new() -> EndpointTracker {
+        EndpointTracker::default()
+    }
+
+    /// Declare a hint `exten@context` → `PJSIP/<endpoint>` (ExtensionStatus on changes).
+    pub fn set_hint(&mut self, endpoint: &str, exten: &str, context: &str) {
+        self.endpoints.entry(endpoint.to_string()).or_default().hint =
+            Some((exten.to_string(), context.to_string()));
+    }
+
+    /// Know a contact without reporting it (bindings restored at start-up).
+    pub fn seed_contact(&mut self, aor: &str, uri: &str, state: ContactState) {
+        let e = self.endpoints.entry(aor.to_string()).or_default();
+        e.contacts.insert(uri.to_string(), state);
+        e.reported = Some(e.device_state());
+    }
+
+    /// The device state of an endpoint now.
+    pub fn device_state(&self, endpoint: &str) -> DeviceState {
+        self.endpoints
+            .get(endpoint)
+            .map(EndpointState::device_state)
+            .unwrap_or(DeviceState::Unavailable)
+    }
+
+    /// The call engine's view of an endpoint (`Some(InUse)`, `Some(Ringing)`, `None` when it
+    /// has no call); returns the events for a device-state change.
+    pub fn set_call_state(&mut self, endpoint: &str, call: Option<DeviceState>) -> Vec<AmiEvent> {
+        let e = self.endpoints.entry(endpoint.to_string()).or_default();
+        e.call = call;
+        let mut out = Vec::new();
+        Self::report_device(endpoint, e, &mut out);
+        out
+    }
+
+    fn report_device(endpoint: &str, e: &mut EndpointState, out: &mut Vec<AmiEvent>) {
+        let now = e.device_state();
+        if e.reported == Some(now) {
+            return;
+        }
+        e.reported = Some(now);
+        out.push(events::device_state_change(
+            &format!("PJSIP/{endpoint}"),
+            now,
+        ));
+        if let Some((exten, context)) = &e.hint {
+            out.push(events::extension_status(
+                exten,
+                context,
+                &format!("PJSIP/{endpoint}"),
+                now.extension_state(),
+            ));
+        }
+    }
+
+    fn update(
+        &mut self,
+        aor: &str,
+        uri: &str,
+        state: ContactState,
+        rtt_usec: Option<u64>,
+    ) -> Vec<AmiEvent> {
+        let e = self.endpoints.entry(aor.to_string()).or_default();
+        let was = e.available();
+        if state == ContactState::Removed {
+            e.contacts.remove(uri);
+        } else {
+            e.contacts.insert(uri.to_string(), state);
+        }
+        let mut out = vec![events::contact_status(uri, state, aor, aor, rtt_usec)];
+        let is = e.available();
+        if was != is {
+            out.push(events::peer_status(aor, is));
+        }
+        Self::report_device(aor, e, &mut out);
+        out
+    }
+
+    /// The AMI events for one engine event, in Asterisk's order.
+    pub fn handle(&mut self, ev: &PbxEvent) -> Vec<AmiEvent> {
+        match ev {
+            PbxEvent::Registered { aor, contact, .. } => {
+                self.update(aor, contact, ContactState::Unknown, None)
+            }
+            PbxEvent::Unregistered { aor, contact, .. } => {
+                self.update(aor, contact, ContactState::Removed, None)
+            }
+            PbxEvent::ContactStatus {
+                aor,
+                contact,
+                status,
+                rtt,
+            } => {
+                let rtt = rtt.map(|d| d.as_micros() as u64);
+                self.update(aor, contact, contact_state(*status), rtt)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pbx::peer::Peer;
+    use crate::pbx::registrar::RemoveReason;
+    use std::time::Duration;
+
+    fn names(evs: &[AmiEvent]) -> Vec<String> {
+        evs.iter()
+            .map(|e| {
+                let extra = e
+                    .header("ContactStatus")
+                    .or(e.header("PeerStatus"))
+                    .or(e.header("State"))
+                    .or(e.header("StatusText"))
+                    .unwrap_or("");
+                format!("{}:{extra}", e.name)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn register_qualify_unregister() {
+        let mut t = EndpointTracker::new();
+        t.set_hint("1001", "1001", "from-internal");
+        let uri = "sip:1001@127.0.0.1:5070";
+        let evs = t.handle(&PbxEvent::Registered {
+            aor: "1001".into(),
+            contact: uri.into(),
+            source: Peer::udp("127.0.0.1:5070".parse().unwrap()),
+            user_agent: None,
+        });
+        assert_eq!(
+            names(&evs),
+            [
+                "ContactStatus:Unknown",
+                "PeerStatus:Reachable",
+                "DeviceStateChange:NOT_INUSE",
+                "ExtensionStatus:Idle"
+            ]
+        );
+        let evs = t.handle(&PbxEvent::ContactStatus {
+            aor: "1001".into(),
+            contact: uri.into(),
+            status: QualifyStatus::Reachable,
+            rtt: Some(Duration::from_micros(12_345)),
+        });
+        assert_eq!(names(&evs), ["ContactStatus:Reachable"]);
+        assert_eq!(evs[0].header("RoundtripUsec"), Some("12345"));
+        let evs = t.set_call_state("1001", Some(DeviceState::InUse));
+        assert_eq!(
+            names(&evs),
+            ["DeviceStateChange:INUSE", "ExtensionStatus:InUse"]
+        );
+        t.set_call_state("1001", None);
+        let evs = t.handle(&PbxEvent::Unregistered {
+            aor: "1001".into(),
+            contact: uri.into(),
+            reason: RemoveReason::Unregistered,
+        });
+        assert_eq!(
+            names(&evs),
+            [
+                "ContactStatus:Removed",
+                "PeerStatus:Unreachable",
+                "DeviceStateChange:UNAVAILABLE",
+                "ExtensionStatus:Unavailable"
+            ]
+        );
+        assert_eq!(t.device_state("1001"), DeviceState::Unavailable);
+    }
+}

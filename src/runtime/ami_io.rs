@@ -1,0 +1,835 @@
+//! The AMI listener: one task per connection driving an [`AmiSession`], a fan-out task turning
+//! engine events into AMI events, and the [`AmiBackend`] over the core and the store.
+//!
+//! Events reach sessions through a bounded `broadcast` channel: a client that cannot keep up
+//! lags and is disconnected; the core is never held back.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use super::core::CoreHandle;
+use crate::ami::backend::{
+    AmiBackend, BoxFut, ControlError, ControlOk, OriginateRequest, RedirectRequest, Reply, execute,
+};
+use crate::ami::events::{self, ChannelSnapshot, ChannelState, ContactState, DeviceState};
+use crate::ami::filter::EventFilters;
+use crate::ami::model::{
+    Aor, Auth, Contact, DialplanContext, DialplanExten, DialplanPriority, Endpoint, Hint, Snapshot,
+    Transport,
+};
+use crate::ami::perms::{Acl, Net, parse_perms};
+use crate::ami::session::{AmiSession, AmiSettings, AmiUser, WireEvent};
+use crate::ami::tracker::{EndpointTracker, contact_state};
+use crate::config::Config;
+use crate::pbx::directory::Extension;
+use crate::store::Store;
+
+/// Events buffered per client before it counts as too slow.
+const EVENT_BUFFER: usize = 4096;
+/// A client that does not take a write within this long is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The AMI users of config.yml (validated at load, so parsing cannot fail here; a bad entry
+/// is skipped with a warning all the same).
+pub fn settings(cfg: &Config, started_unix: f64) -> AmiSettings {
+    let mut users = Vec::new();
+    for u in &cfg.ami.users {
+        let nets = |list: &[String]| -> Vec<Net> {
+            list.iter().filter_map(|n| Net::parse(n).ok()).collect()
+        };
+        let filters = match EventFilters::parse(&u.eventfilter) {
+            Ok(f) => f,
+            Err(e) => {
+                warn!(user = %u.username, error = %e, "AMI user skipped");
+                continue;
+            }
+        };
+        users.push(AmiUser {
+            username: u.username.clone(),
+            secret: u.secret.expose().to_string(),
+            read: parse_perms(&u.read),
+            write: parse_perms(&u.write),
+            acl: Acl::new(&nets(&u.deny), &nets(&u.permit)),
+            filters,
+        });
+    }
+    AmiSettings::new(users, started_unix)
+}
+
+/// A running AMI listener.
+pub struct AmiServer {
+    addr: SocketAddr,
+    events: broadcast::Sender<Arc<WireEvent>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl AmiServer {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Publish an event to every session (the call engine's events go through here).
+    pub fn publisher(&self) -> broadcast::Sender<Arc<WireEvent>> {
+        self.events.clone()
+    }
+
+    pub fn shutdown(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Bind and start. `started_unix_ms`: when the PBX started.
+pub async fn start(
+    cfg: &Config,
+    core: CoreHandle,
+    store: Store,
+    started_unix_ms: i64,
+    udp_addr: SocketAddr,
+    tcp_addr: Option<SocketAddr>,
+) -> std::io::Result<AmiServer> {
+    let addr = SocketAddr::new(cfg.ami.host, cfg.ami.port);
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let started = started_unix_ms as f64 / 1000.0;
+    let settings = Arc::new(settings(cfg, started));
+    if settings.users.is_empty() {
+        warn!(%bound, "AMI is listening but ami.users is empty: nobody can log in");
+    }
+    let (events, _) = broadcast::channel::<Arc<WireEvent>>(EVENT_BUFFER);
+    let mut transports = vec![Transport {
+        id: "transport-udp".into(),
+        protocol: "udp".into(),
+        bind: udp_addr.to_string(),
+        options: transport_options("udp", udp_addr),
+        ..Transport::default()
+    }];
+    if let Some(t) = tcp_addr {
+        transports.push(Transport {
+            id: "transport-tcp".into(),
+            protocol: "tcp".into(),
+            bind: t.to_string(),
+            options: transport_options("tcp", t),
+            ..Transport::default()
+        });
+    }
+    let backend = Arc::new(Backend {
+        core: core.clone(),
+        store: store.clone(),
+        started,
+        last_reload: Mutex::new(started),
+        globals: Mutex::new(Vec::new()),
+        events: events.clone(),
+        realm: cfg.sip.realm.clone(),
+        registrar: (
+            cfg.registrar.min_expires,
+            cfg.registrar.max_expires,
+            cfg.registrar.default_expires,
+        ),
+        transports,
+    });
+    // Subscribe before the accept loop so no engine event is missed.
+    let engine_events = core.subscribe();
+    let fanout = tokio::spawn(fan_out(core, store, engine_events, events.clone()));
+    let accept = tokio::spawn(accept_loop(listener, settings, backend, events.clone()));
+    info!(%bound, "AMI listening");
+    Ok(AmiServer {
+        addr: bound,
+        events,
+        tasks: vec![fanout, accept],
+    })
+}
+
+/// Engine events → AMI events for every session.
+async fn fan_out(
+    core: CoreHandle,
+    store: Store,
+    mut rx: broadcast::Receiver<crate::pbx::engine::PbxEvent>,
+    tx: broadcast::Sender<Arc<WireEvent>>,
+) {
+    let mut tracker = EndpointTracker::new();
+    if let Ok(exts) = store.list_extensions().await {
+        for e in exts.iter().filter(|e| e.enabled) {
+            tracker.set_hint(&e.number, &e.number, &e.context);
+        }
+    }
+    for c in core.contacts(None).await {
+        tracker.seed_contact(&c.number, &c.uri, contact_state(c.qualify));
+    }
+    loop {
+        match rx.recv().await {
+            Ok(ev) => {
+                for ami in tracker.handle(&ev) {
+                    // No receivers is fine.
+                    let _ = tx.send(Arc::new(WireEvent::new(ami)));
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                warn!(missed = n, "AMI event fan-out lagged behind the engine");
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    settings: Arc<AmiSettings>,
+    backend: Arc<Backend>,
+    events: broadcast::Sender<Arc<WireEvent>>,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                warn!(error = %e, "AMI accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if !settings.any_user_allows(peer.ip()) {
+            debug!(%peer, "AMI connection refused by every user's deny/permit");
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let rx = events.subscribe();
+        tokio::spawn(connection(
+            stream,
+            peer.ip(),
+            settings.clone(),
+            backend.clone(),
+            rx,
+        ));
+    }
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    peer: IpAddr,
+    settings: Arc<AmiSettings>,
+    backend: Arc<Backend>,
+    mut events: broadcast::Receiver<Arc<WireEvent>>,
+) {
+    let mut session = AmiSession::new(
+        Instant::now(),
+        unix_now(),
+        settings,
+        peer,
+        rand::random::<u32>() % 1_000_000_000,
+    );
+    debug!(%peer, "AMI connection");
+    let mut buf = vec![0u8; 8192];
+    let mut pending: Option<BoxFut<'static, Reply>> = None;
+    loop {
+        if let Some(out) = session.poll_transmit() {
+            match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(out.as_bytes())).await {
+                Ok(Ok(())) => {}
+                _ => break,
+            }
+        }
+        if session.is_closed() {
+            break;
+        }
+        if pending.is_none()
+            && let Some(req) = session.poll_request()
+        {
+            let b = backend.clone();
+            pending = Some(Box::pin(async move { execute(&*b, req).await }));
+        }
+        let deadline = session.poll_timeout();
+        tokio::select! {
+            r = stream.read(&mut buf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => session.handle_input(Instant::now(), &buf[..n]),
+            },
+            ev = events.recv() => match ev {
+                Ok(ev) => session.handle_event(&ev),
+                Err(broadcast::error::RecvError::Lagged(n)) => session.handle_lag(Instant::now(), n),
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            reply = async { pending.as_mut().expect("guarded").await }, if pending.is_some() => {
+                pending = None;
+                session.handle_reply(Instant::now(), reply);
+            }
+            () = async {
+                match deadline {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            } => session.handle_timeout(Instant::now()),
+        }
+    }
+    let _ = stream.shutdown().await;
+    debug!(%peer, user = ?session.username(), "AMI connection closed");
+}
+
+// ------------------------------------------------------------------ backend
+
+struct Backend {
+    core: CoreHandle,
+    store: Store,
+    started: f64,
+    last_reload: Mutex<f64>,
+    globals: Mutex<Vec<(String, String)>>,
+    events: broadcast::Sender<Arc<WireEvent>>,
+    realm: String,
+    /// min, max, default expiration.
+    registrar: (u32, u32, u32),
+    transports: Vec<Transport>,
+}
+
+fn kv(pairs: &[(&str, String)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+fn transport_options(proto: &str, bind: SocketAddr) -> Vec<(String, String)> {
+    kv(&[
+        ("async_operations", "1".into()),
+        ("bind", bind.to_string()),
+        ("ca_list_file", String::new()),
+        ("cert_file", String::new()),
+        ("cipher", String::new()),
+        ("cos", "0".into()),
+        ("domain", String::new()),
+        ("external_media_address", String::new()),
+        ("external_signaling_address", String::new()),
+        ("external_signaling_port", "0".into()),
+        ("local_net", String::new()),
+        ("method", "unspecified".into()),
+        ("password", String::new()),
+        ("priv_key_file", String::new()),
+        ("protocol", proto.into()),
+        ("require_client_cert", "No".into()),
+        ("tos", "0".into()),
+        ("verify_client", "No".into()),
+        ("verify_server", "No".into()),
+    ])
+}
+
+fn caller_id(e: &Extension) -> String {
+    e.caller_id
+        .clone()
+        .unwrap_or_else(|| format!("\"{}\" <{}>", e.name, e.number))
+}
+
+fn endpoint_options(e: &Extension, transport: &str) -> Vec<(String, String)> {
+    let yn = |b: bool| {
+        if b {
+            "true".to_string()
+        } else {
+            "false".to_string()
+        }
+    };
+    kv(&[
+        ("100rel", "yes".into()),
+        ("accountcode", String::new()),
+        ("aggregate_mwi", "true".into()),
+        ("allow", format!("({})", e.codecs.join("|"))),
+        ("allow_subscribe", "true".into()),
+        ("allow_transfer", "true".into()),
+        ("aors", e.number.clone()),
+        ("auth", e.number.clone()),
+        ("call_group", String::new()),
+        ("callerid", caller_id(e)),
+        ("callerid_privacy", "allowed_not_screened".into()),
+        ("context", e.context.clone()),
+        ("device_state_busy_at", "0".into()),
+        ("direct_media", "false".into()),
+        ("disable_direct_media_on_nat", "false".into()),
+        ("dtls_rekey", "0".into()),
+        ("dtls_setup", "active".into()),
+        ("dtls_verify", "No".into()),
+        ("dtmf_mode", "rfc4733".into()),
+        ("force_rport", "true".into()),
+        ("from_domain", String::new()),
+        ("from_user", String::new()),
+        ("ice_support", "false".into()),
+        ("identify_by", "username,ip".into()),
+        ("language", String::new()),
+        ("mailboxes", String::new()),
+        ("max_audio_streams", "1".into()),
+        ("media_encryption", "no".into()),
+        ("moh_suggest", "default".into()),
+        ("mwi_subscribe_replaces_unsolicited", "no".into()),
+        ("outbound_auth", String::new()),
+        ("pickup_group", String::new()),
+        ("record_off_feature", "automixmon".into()),
+        ("record_on_feature", "automixmon".into()),
+        ("rewrite_contact", "false".into()),
+        ("rtp_engine", "asterisk".into()),
+        ("rtp_symmetric", "false".into()),
+        ("sdp_owner", "-".into()),
+        ("sdp_session", "Asterisk".into()),
+        ("send_connected_line", "yes".into()),
+        ("send_pai", "false".into()),
+        ("t38_udptl", "false".into()),
+        ("t38_udptl_ec", "none".into()),
+        ("timers", "yes".into()),
+        ("timers_min_se", "90".into()),
+        ("timers_sess_expires", "1800".into()),
+        ("transport", transport.into()),
+        ("trust_connected_line", "yes".into()),
+        ("trust_id_inbound", "false".into()),
+        ("use_avpf", "false".into()),
+        ("voicemail_extension", String::new()),
+        ("webrtc", "no".into()),
+        ("send_rpid", yn(false)),
+    ])
+}
+
+/// The channel names Dialtone shows for a call: caller then callee.
+fn call_channels(c: &crate::pbx::engine::CallView) -> (String, String) {
+    let n = (c.id.wrapping_mul(2) & 0xffff_ffff) as u32;
+    (
+        events::channel_name(&c.from, n),
+        events::channel_name(&c.to, n.wrapping_add(1)),
+    )
+}
+
+impl Backend {
+    async fn build(&self) -> Snapshot {
+        let now = unix_now();
+        let exts: Vec<Extension> = self
+            .store
+            .list_extensions()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.enabled)
+            .collect();
+        let contacts = self.core.contacts(None).await;
+        let calls = self.core.calls().await;
+        let stats = self.core.stats().await;
+        let by_number: HashMap<&str, &Extension> =
+            exts.iter().map(|e| (e.number.as_str(), e)).collect();
+
+        // Channels (until the call engine reports its own).
+        let mut channels = Vec::new();
+        let mut call_state: HashMap<String, DeviceState> = HashMap::new();
+        for c in &calls {
+            let (a_name, b_name) = call_channels(c);
+            let start_s = c.start as f64 / 1000.0;
+            let uid = events::uniqueid(start_s as i64, c.id.wrapping_mul(2));
+            let name_of = |n: &str| by_number.get(n).map(|e| e.name.clone()).unwrap_or_default();
+            let ctx_of = |n: &str| {
+                by_number
+                    .get(n)
+                    .map(|e| e.context.clone())
+                    .unwrap_or_else(|| "from-internal".into())
+            };
+            let mut a = ChannelSnapshot::new(a_name, uid.clone());
+            a.state = if c.answered {
+                ChannelState::Up
+            } else {
+                ChannelState::Ring
+            };
+            a.caller_id_num = c.from.clone();
+            a.caller_id_name = name_of(&c.from);
+            a.connected_line_num = c.to.clone();
+            a.connected_line_name = name_of(&c.to);
+            a.context = ctx_of(&c.from);
+            a.exten = c.to.clone();
+            a.application = "Dial".into();
+            a.app_data = format!("PJSIP/{},30", c.to);
+            a.created_unix = start_s;
+            a.endpoint = c.from.clone();
+            a.variables = vec![("SIPCALLID".into(), c.call_id.clone())];
+            let mut b = ChannelSnapshot::new(
+                b_name,
+                events::uniqueid(start_s as i64, c.id.wrapping_mul(2) + 1),
+            );
+            b.linkedid = uid;
+            b.state = if c.answered {
+                ChannelState::Up
+            } else {
+                ChannelState::Ringing
+            };
+            b.caller_id_num = c.to.clone();
+            b.caller_id_name = name_of(&c.to);
+            b.connected_line_num = c.from.clone();
+            b.connected_line_name = name_of(&c.from);
+            b.context = ctx_of(&c.to);
+            b.exten = c.to.clone();
+            b.application = "AppDial".into();
+            b.app_data = "(Outgoing Line)".into();
+            b.created_unix = start_s;
+            b.endpoint = c.to.clone();
+            if c.answered {
+                let bridge = format!("dialtone-bridge-{:016x}", c.id);
+                a.bridge_id = bridge.clone();
+                b.bridge_id = bridge;
+            }
+            call_state.insert(c.from.clone(), DeviceState::InUse);
+            call_state.entry(c.to.clone()).or_insert(if c.answered {
+                DeviceState::InUse
+            } else {
+                DeviceState::Ringing
+            });
+            channels.push(a);
+            channels.push(b);
+        }
+
+        let (min_exp, max_exp, def_exp) = self.registrar;
+        let mut endpoints = Vec::new();
+        let mut hints = Vec::new();
+        let mut contexts: Vec<DialplanContext> = Vec::new();
+        for e in &exts {
+            let transport = match e.transport.as_deref() {
+                Some("udp") => "transport-udp",
+                Some("tcp") => "transport-tcp",
+                _ => "",
+            };
+            let aor_contacts: Vec<Contact> = contacts
+                .iter()
+                .filter(|c| c.number == e.number)
+                .map(|c| {
+                    let status = match contact_state(c.qualify) {
+                        ContactState::Unknown if e.qualify_frequency == 0 => {
+                            ContactState::NonQualified
+                        }
+                        s => s,
+                    };
+                    Contact {
+                        aor: e.number.clone(),
+                        uri: c.uri.clone(),
+                        endpoint: e.number.clone(),
+                        user_agent: c.user_agent.clone().unwrap_or_default(),
+                        expiration_unix: now as i64 + i64::from(c.expires_in),
+                        status,
+                        rtt_usec: c.rtt.map(|d| d.as_micros() as u64),
+                        via_addr: c.source.addr.ip().to_string(),
+                        via_port: c.source.addr.port(),
+                        qualify_frequency: e.qualify_frequency,
+                        qualify_timeout: 3.0,
+                        ..Contact::default()
+                    }
+                })
+                .collect();
+            let available = aor_contacts.iter().any(|c| c.status.is_available());
+            let device_state = match call_state.get(&e.number) {
+                Some(s) => *s,
+                None if available => DeviceState::NotInUse,
+                None => DeviceState::Unavailable,
+            };
+            let active = channels.iter().filter(|c| c.endpoint == e.number).count() as u32;
+            let aor = Aor {
+                id: e.number.clone(),
+                max_contacts: e.max_contacts,
+                contacts: aor_contacts,
+                options: kv(&[
+                    ("authenticate_qualify", "false".into()),
+                    ("default_expiration", def_exp.to_string()),
+                    ("mailboxes", String::new()),
+                    ("max_contacts", e.max_contacts.to_string()),
+                    ("maximum_expiration", max_exp.to_string()),
+                    ("minimum_expiration", min_exp.to_string()),
+                    ("outbound_proxy", String::new()),
+                    ("qualify_2xx_only", "false".into()),
+                    ("qualify_frequency", e.qualify_frequency.to_string()),
+                    ("qualify_timeout", "3.000000".into()),
+                    (
+                        "remove_existing",
+                        if e.remove_existing { "true" } else { "false" }.into(),
+                    ),
+                    ("remove_unavailable", "false".into()),
+                    ("support_path", "false".into()),
+                    ("voicemail_extension", String::new()),
+                ]),
+            };
+            let auth = Auth {
+                id: e.number.clone(),
+                username: e.number.clone(),
+                password: e.secret.clone(),
+                realm: self.realm.clone(),
+                options: kv(&[
+                    ("auth_type", "userpass".into()),
+                    ("md5_cred", String::new()),
+                    ("nonce_lifetime", "32".into()),
+                    ("oauth_clientid", String::new()),
+                    ("oauth_secret", String::new()),
+                    ("password", e.secret.clone()),
+                    ("realm", self.realm.clone()),
+                    ("refresh_token", String::new()),
+                    ("username", e.number.clone()),
+                ]),
+            };
+            endpoints.push(Endpoint {
+                id: e.number.clone(),
+                callerid_num: e.number.clone(),
+                transport: transport.into(),
+                aors: vec![aor],
+                auths: vec![auth],
+                outbound_auths: Vec::new(),
+                identifies: Vec::new(),
+                device_state,
+                active_channels: active,
+                device_state_busy_at: 0,
+                options: endpoint_options(e, transport),
+            });
+            hints.push(Hint {
+                exten: e.number.clone(),
+                context: e.context.clone(),
+                hint: format!("PJSIP/{}", e.number),
+                state: device_state.extension_state(),
+                presence: "not_set".into(),
+                watchers: 0,
+            });
+            let ctx = match contexts.iter_mut().position(|c| c.name == e.context) {
+                Some(i) => &mut contexts[i],
+                None => {
+                    contexts.push(DialplanContext {
+                        name: e.context.clone(),
+                        registrar: "pbx_config".into(),
+                        ..DialplanContext::default()
+                    });
+                    contexts.last_mut().expect("just pushed")
+                }
+            };
+            let p = |priority: i32, app: &str, data: String| DialplanPriority {
+                priority,
+                label: None,
+                app: app.into(),
+                data,
+                source: None,
+            };
+            ctx.extensions.push(DialplanExten {
+                name: e.number.clone(),
+                cid: None,
+                priorities: vec![
+                    p(-1, &format!("PJSIP/{}", e.number), String::new()),
+                    p(1, "Dial", format!("PJSIP/{},30", e.number)),
+                    p(2, "Hangup", String::new()),
+                ],
+            });
+        }
+        Snapshot {
+            now_unix: now,
+            started_unix: self.started,
+            last_reload_unix: *self.last_reload.lock().unwrap_or_else(|p| p.into_inner()),
+            system_name: String::new(),
+            endpoints,
+            transports: self.transports.clone(),
+            channels,
+            contexts,
+            hints,
+            active_calls: stats.active_calls,
+            processed_calls: stats.total_calls,
+            globals: self
+                .globals
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        }
+    }
+}
+
+impl AmiBackend for Backend {
+    fn snapshot(&self) -> BoxFut<'_, Snapshot> {
+        Box::pin(self.build())
+    }
+
+    fn hangup(
+        &self,
+        channels: Vec<String>,
+        _cause: Option<u8>,
+    ) -> BoxFut<'_, Result<Vec<String>, ControlError>> {
+        Box::pin(async move {
+            let calls = self.core.calls().await;
+            let mut done = Vec::new();
+            for want in channels {
+                let found = calls.iter().find(|c| {
+                    let (a, b) = call_channels(c);
+                    a.eq_ignore_ascii_case(&want) || b.eq_ignore_ascii_case(&want)
+                });
+                if let Some(c) = found
+                    && self.core.hangup(c.call_id.clone()).await
+                {
+                    done.push(want);
+                }
+            }
+            Ok(done)
+        })
+    }
+
+    fn originate(&self, _req: OriginateRequest) -> BoxFut<'_, Result<ControlOk, ControlError>> {
+        Box::pin(async {
+            Err(ControlError::Unsupported(
+                "Originate is not available in this Dialtone build yet".into(),
+            ))
+        })
+    }
+
+    fn redirect(&self, _req: RedirectRequest) -> BoxFut<'_, Result<(), ControlError>> {
+        Box::pin(async {
+            Err(ControlError::Unsupported(
+                "Redirect is not available in this Dialtone build yet".into(),
+            ))
+        })
+    }
+
+    fn setvar(
+        &self,
+        channel: Option<String>,
+        variable: String,
+        value: String,
+    ) -> BoxFut<'_, Result<(), ControlError>> {
+        Box::pin(async move {
+            match channel {
+                None => {
+                    let mut g = self.globals.lock().unwrap_or_else(|p| p.into_inner());
+                    match g.iter_mut().find(|(k, _)| *k == variable) {
+                        Some(slot) => slot.1 = value,
+                        None => g.push((variable, value)),
+                    }
+                    Ok(())
+                }
+                Some(name) => {
+                    let calls = self.core.calls().await;
+                    let exists = calls.iter().any(|c| {
+                        let (a, b) = call_channels(c);
+                        a.eq_ignore_ascii_case(&name) || b.eq_ignore_ascii_case(&name)
+                    });
+                    if exists {
+                        Err(ControlError::Unsupported(
+                            "Channel variables are not available in this Dialtone build yet".into(),
+                        ))
+                    } else {
+                        Err(ControlError::NoSuchChannel)
+                    }
+                }
+            }
+        })
+    }
+
+    fn reload(&self, module: Option<String>) -> BoxFut<'_, Result<(), ControlError>> {
+        Box::pin(async move {
+            let reload_directory = matches!(
+                module.as_deref(),
+                None | Some("res_pjsip.so") | Some("pbx_config.so") | Some("chan_pjsip.so")
+            );
+            if reload_directory {
+                let list = self
+                    .store
+                    .list_extensions()
+                    .await
+                    .map_err(|_| ControlError::Failed)?;
+                info!(extensions = list.len(), ?module, "AMI reload");
+                self.core
+                    .command(crate::pbx::engine::Command::LoadDirectory(list))
+                    .await;
+            }
+            *self.last_reload.lock().unwrap_or_else(|p| p.into_inner()) = unix_now();
+            let name = module.as_deref().unwrap_or("All");
+            let _ = self
+                .events
+                .send(Arc::new(WireEvent::new(events::reload(name, 0))));
+            Ok(())
+        })
+    }
+}
+
+// ------------------------------------------------------------------ client (`dialtone cli`)
+
+/// Log in to an AMI at `addr`, run one CLI command and return `(success, output text)` with
+/// the `Output:` lines joined by newlines (what `asterisk -rx` prints).
+pub async fn run_command(
+    addr: SocketAddr,
+    username: &str,
+    secret: &str,
+    command: &str,
+) -> std::io::Result<(bool, String)> {
+    let io_err = |m: &str| std::io::Error::other(m.to_string());
+    let fut = async {
+        let mut s = TcpStream::connect(addr).await?;
+        let mut buf: Vec<u8> = Vec::new();
+        let mut chunk = [0u8; 8192];
+        // Read one message (lines up to a blank line), skipping the banner line.
+        async fn next_msg(
+            s: &mut TcpStream,
+            buf: &mut Vec<u8>,
+            chunk: &mut [u8],
+        ) -> std::io::Result<Vec<String>> {
+            loop {
+                while buf.starts_with(b"Asterisk Call Manager/") {
+                    match buf.windows(2).position(|w| w == b"\r\n") {
+                        Some(p) => {
+                            buf.drain(..p + 2);
+                        }
+                        None => break,
+                    }
+                }
+                if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n")
+                    && !buf.starts_with(b"Asterisk Call Manager/")
+                {
+                    let m: Vec<u8> = buf.drain(..p + 4).collect();
+                    let text = String::from_utf8_lossy(&m[..p]).into_owned();
+                    return Ok(text.split("\r\n").map(str::to_string).collect());
+                }
+                let n = s.read(chunk).await?;
+                if n == 0 {
+                    return Err(std::io::Error::other("connection closed"));
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+        }
+        let login = format!(
+            "Action: Login\r\nActionID: cli-login\r\nUsername: {username}\r\nSecret: {secret}\r\nEvents: off\r\n\r\n"
+        );
+        s.write_all(login.as_bytes()).await?;
+        let m = next_msg(&mut s, &mut buf, &mut chunk).await?;
+        if !m.iter().any(|l| l == "Response: Success") {
+            return Err(io_err("AMI login failed"));
+        }
+        let cmd = command.replace(['\r', '\n'], " ");
+        let req = format!("Action: Command\r\nActionID: cli-cmd\r\nCommand: {cmd}\r\n\r\n");
+        s.write_all(req.as_bytes()).await?;
+        loop {
+            let m = next_msg(&mut s, &mut buf, &mut chunk).await?;
+            if !m.iter().any(|l| l == "ActionID: cli-cmd") {
+                continue;
+            }
+            let ok = m.first().is_some_and(|l| l == "Response: Success");
+            let lines: Vec<&str> = m
+                .iter()
+                .filter_map(|l| {
+                    l.strip_prefix("Output: ")
+                        .or((l == "Output:").then_some(""))
+                })
+                .collect();
+            let mut text = lines.join("\n");
+            if !lines.is_empty() {
+                text.push('\n');
+            } else if !ok {
+                if let Some(msg) = m.iter().find_map(|l| l.strip_prefix("Message: ")) {
+                    text = format!("{msg}\n");
+                }
+            }
+            let _ = s
+                .write_all(b"Action: Logoff\r\nActionID: cli-bye\r\n\r\n")
+                .await;
+            return Ok((ok, text));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), fut)
+        .await
+        .map_err(|_| io_err("AMI did not answer in time"))?
+}

@@ -1,0 +1,381 @@
+//! The Asterisk Manager Interface over a real socket on 127.0.0.1:0.
+
+use std::time::{Duration, Instant};
+
+use md5::{Digest, Md5};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::{Phone, TestServer};
+
+const AMI: &str = r#"
+ami:
+  enabled: true
+  bind: 127.0.0.1
+  port: 0
+  users:
+    - username: admin
+      secret: amp111-secret
+      read: all
+      write: all
+    - username: mon
+      secret: monitor-secret
+      read: call
+      write: reporting
+      eventfilter: ["!Event: DeviceStateChange"]
+    - username: remote
+      secret: remote-secret
+      deny: ["0.0.0.0/0"]
+      permit: ["10.0.0.0/255.0.0.0"]
+"#;
+
+/// A minimal AMI client: messages split on the blank line.
+struct Ami {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Ami {
+    async fn connect(srv: &TestServer) -> Ami {
+        let s = TcpStream::connect(srv.ami()).await.unwrap();
+        let mut a = Ami { s, buf: Vec::new() };
+        let banner = a.line().await.expect("banner");
+        assert_eq!(banner, "Asterisk Call Manager/11.0.0");
+        a
+    }
+
+    async fn fill(&mut self) -> bool {
+        let mut b = [0u8; 8192];
+        match tokio::time::timeout(Duration::from_secs(5), self.s.read(&mut b)).await {
+            Ok(Ok(n)) if n > 0 => {
+                self.buf.extend_from_slice(&b[..n]);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    async fn line(&mut self) -> Option<String> {
+        loop {
+            if let Some(p) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let l: Vec<u8> = self.buf.drain(..p + 2).collect();
+                return Some(String::from_utf8_lossy(&l[..p]).into_owned());
+            }
+            if !self.fill().await {
+                return None;
+            }
+        }
+    }
+
+    /// The next message (without its blank line), or None at EOF/timeout.
+    async fn msg(&mut self) -> Option<String> {
+        loop {
+            if let Some(p) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let m: Vec<u8> = self.buf.drain(..p + 4).collect();
+                return Some(String::from_utf8_lossy(&m[..p + 2]).into_owned());
+            }
+            if !self.fill().await {
+                return None;
+            }
+        }
+    }
+
+    /// The next message whose first line is `first`.
+    async fn until(&mut self, first: &str) -> String {
+        loop {
+            let m = self.msg().await.unwrap_or_else(|| panic!("no {first}"));
+            if m.starts_with(first) {
+                return m;
+            }
+        }
+    }
+
+    async fn send(&mut self, lines: &[&str]) {
+        let mut t = lines.join("\r\n");
+        t.push_str("\r\n\r\n");
+        self.s.write_all(t.as_bytes()).await.unwrap();
+    }
+
+    async fn login(&mut self, user: &str, secret: &str) -> String {
+        self.send(&[
+            "Action: Login",
+            &format!("Username: {user}"),
+            &format!("Secret: {secret}"),
+        ])
+        .await;
+        self.msg().await.expect("login answer")
+    }
+}
+
+#[tokio::test]
+async fn login_plain_and_md5() {
+    let srv = TestServer::start(AMI).await;
+    let mut a = Ami::connect(&srv).await;
+    a.send(&[
+        "Action: Login",
+        "ActionID: 1",
+        "Username: admin",
+        "Secret: amp111-secret",
+    ])
+    .await;
+    assert_eq!(
+        a.msg().await.unwrap(),
+        "Response: Success\r\nActionID: 1\r\nMessage: Authentication accepted\r\n"
+    );
+    let fb = a.msg().await.unwrap();
+    assert!(
+        fb.starts_with("Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: "),
+        "{fb}"
+    );
+    assert!(fb.ends_with("Status: Fully Booted\r\n"), "{fb}");
+
+    let mut b = Ami::connect(&srv).await;
+    b.send(&["Action: Challenge", "ActionID: c1", "AuthType: MD5"])
+        .await;
+    let m = b.msg().await.unwrap();
+    let challenge = m
+        .lines()
+        .find_map(|l| l.strip_prefix("Challenge: "))
+        .expect("challenge")
+        .to_string();
+    assert!(challenge.bytes().all(|c| c.is_ascii_digit()));
+    let key = hex::encode(Md5::digest(format!("{challenge}amp111-secret").as_bytes()));
+    b.send(&[
+        "Action: Login",
+        "ActionID: c2",
+        "AuthType: MD5",
+        "Username: admin",
+        &format!("Key: {key}"),
+    ])
+    .await;
+    assert!(b.msg().await.unwrap().contains("Authentication accepted"));
+    b.until("Event: FullyBooted").await;
+    b.send(&["Action: Logoff", "ActionID: q"]).await;
+    assert_eq!(
+        b.msg().await.unwrap(),
+        "Response: Goodbye\r\nActionID: q\r\nMessage: Thanks for all the fish.\r\n"
+    );
+    assert_eq!(b.msg().await, None, "closed after Logoff");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn bad_secret_waits_then_closes() {
+    let srv = TestServer::start(AMI).await;
+    for (user, secret) in [("admin", "wrong"), ("remote", "remote-secret")] {
+        let mut a = Ami::connect(&srv).await;
+        let t0 = Instant::now();
+        let m = a.login(user, secret).await;
+        assert_eq!(m, "Response: Error\r\nMessage: Authentication failed\r\n");
+        assert!(
+            t0.elapsed() >= Duration::from_millis(900),
+            "{user}: {:?}",
+            t0.elapsed()
+        );
+        assert_eq!(a.msg().await, None, "closed after a failed login");
+    }
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn permissions_and_action_ids() {
+    let srv = TestServer::start(AMI).await;
+    let mut a = Ami::connect(&srv).await;
+    a.send(&["Action: Ping", "ActionID: early"]).await;
+    assert_eq!(
+        a.msg().await.unwrap(),
+        "Response: Error\r\nActionID: early\r\nMessage: Permission denied\r\n"
+    );
+    assert!(a.login("mon", "monitor-secret").await.contains("accepted"));
+    a.send(&[
+        "Action: Command",
+        "ActionID: k",
+        "Command: core show version",
+    ])
+    .await;
+    assert_eq!(
+        a.msg().await.unwrap(),
+        "Response: Error\r\nActionID: k\r\nMessage: Permission denied\r\n"
+    );
+    a.send(&["Action: CoreSettings", "ActionID: cs"]).await;
+    let m = a.msg().await.unwrap();
+    assert!(
+        m.starts_with(
+            "Response: Success\r\nActionID: cs\r\nAMIversion: 11.0.0\r\nAsteriskVersion: 22."
+        ),
+        "{m}"
+    );
+    a.send(&["Action: NoSuchThing", "ActionID: x"]).await;
+    assert_eq!(
+        a.msg().await.unwrap(),
+        "Response: Error\r\nActionID: x\r\nMessage: Invalid/unknown command: NoSuchThing. Use Action: ListCommands to show available commands.\r\n"
+    );
+    a.send(&["action: ping", "actionid: p"]).await;
+    let m = a.msg().await.unwrap();
+    assert!(
+        m.starts_with("Response: Success\r\nActionID: p\r\nPing: Pong\r\nTimestamp: "),
+        "{m}"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn event_list_and_command_output() {
+    let srv = TestServer::start(AMI).await;
+    let mut p = Phone::udp(srv.udp(), "1001").await;
+    assert_eq!(
+        p.register("1001", "secret1001", Some(600)).await.status,
+        200
+    );
+    let mut a = Ami::connect(&srv).await;
+    a.login("admin", "amp111-secret").await;
+    a.send(&["Action: Events", "EventMask: off"]).await;
+    a.until("Response: Success").await;
+    a.send(&["Action: PJSIPShowEndpoints", "ActionID: L1"])
+        .await;
+    assert_eq!(
+        a.msg().await.unwrap(),
+        "Response: Success\r\nActionID: L1\r\nEventList: start\r\nMessage: A listing of Endpoints follows, presented as EndpointList events\r\n"
+    );
+    let mut items = Vec::new();
+    loop {
+        let m = a.msg().await.unwrap();
+        if m.starts_with("Event: EndpointListComplete") {
+            assert_eq!(
+                m,
+                "Event: EndpointListComplete\r\nActionID: L1\r\nEventList: Complete\r\nListItems: 3\r\n"
+            );
+            break;
+        }
+        assert!(
+            m.starts_with("Event: EndpointList\r\nActionID: L1\r\nObjectType: endpoint\r\n"),
+            "{m}"
+        );
+        items.push(m);
+    }
+    assert_eq!(items.len(), 3);
+    assert!(items[0].contains("ObjectName: 1001\r\n"), "{}", items[0]);
+    assert!(
+        items[0].contains(&format!(
+            "Contacts: 1001/sip:1001@{};transport=udp,\r\n",
+            p.local
+        )),
+        "{}",
+        items[0]
+    );
+    assert!(
+        items[0].contains("DeviceState: Not in use\r\n"),
+        "{}",
+        items[0]
+    );
+    assert!(
+        items[1].contains("DeviceState: Unavailable\r\n"),
+        "{}",
+        items[1]
+    );
+
+    a.send(&[
+        "Action: Command",
+        "ActionID: k1",
+        "Command: pjsip show endpoints",
+    ])
+    .await;
+    let m = a.msg().await.unwrap();
+    assert!(m.starts_with("Response: Success\r\nActionID: k1\r\nMessage: Command output follows\r\nOutput: \r\nOutput:  Endpoint:  <Endpoint/CID"), "{m}");
+    assert!(m.contains("Output:  Endpoint:  1001/1001 "), "{m}");
+    assert!(m.contains("Output: Objects found: 3\r\n"), "{m}");
+    a.send(&["Action: Command", "Command: core show channels"])
+        .await;
+    let m = a.msg().await.unwrap();
+    assert!(
+        m.contains("Output: 0 active channels\r\nOutput: 0 active calls\r\n"),
+        "{m}"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn contact_status_on_register() {
+    let srv = TestServer::start(AMI).await;
+    let mut a = Ami::connect(&srv).await;
+    a.login("admin", "amp111-secret").await;
+    a.until("Event: FullyBooted").await;
+    let mut m2 = Ami::connect(&srv).await;
+    let l = m2.login("mon", "monitor-secret").await;
+    assert!(l.contains("accepted"), "{l}");
+
+    let mut p = Phone::udp(srv.udp(), "1002").await;
+    assert_eq!(
+        p.register("1002", "secret1002", Some(600)).await.status,
+        200
+    );
+    let uri = format!("sip:1002@{};transport=udp", p.local);
+    let cs = a.until("Event: ContactStatus").await;
+    assert_eq!(
+        cs,
+        format!(
+            "Event: ContactStatus\r\nPrivilege: system,all\r\nURI: {uri}\r\nContactStatus: Unknown\r\nAOR: 1002\r\nEndpointName: 1002\r\nRoundtripUsec: 0\r\n"
+        )
+    );
+    assert_eq!(
+        a.msg().await.unwrap(),
+        "Event: PeerStatus\r\nPrivilege: system,all\r\nChannelType: PJSIP\r\nPeer: PJSIP/1002\r\nPeerStatus: Reachable\r\n"
+    );
+    assert_eq!(
+        a.msg().await.unwrap(),
+        "Event: DeviceStateChange\r\nPrivilege: call,all\r\nDevice: PJSIP/1002\r\nState: NOT_INUSE\r\n"
+    );
+    assert_eq!(
+        a.msg().await.unwrap(),
+        "Event: ExtensionStatus\r\nPrivilege: call,all\r\nExten: 1002\r\nContext: from-internal\r\nHint: PJSIP/1002\r\nStatus: 0\r\nStatusText: Idle\r\n"
+    );
+    // `mon` reads only `call` and filters DeviceStateChange out: ExtensionStatus is first.
+    let m = m2.msg().await.unwrap();
+    assert!(m.starts_with("Event: ExtensionStatus\r\n"), "{m}");
+
+    // unregister: Removed, Unreachable
+    assert_eq!(p.register("1002", "secret1002", Some(0)).await.status, 200);
+    let cs = a.until("Event: ContactStatus").await;
+    assert!(cs.contains("ContactStatus: Removed\r\n"), "{cs}");
+    let ps = a.msg().await.unwrap();
+    assert!(ps.contains("PeerStatus: Unreachable\r\n"), "{ps}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn dialtone_cli_rx() {
+    let srv = TestServer::start(AMI).await;
+    let cfg = srv.write_config();
+    let addr = srv.ami().to_string();
+    let run = |cmd: &'static str| {
+        let cfg = cfg.clone();
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_dialtone"))
+                .arg("--config")
+                .arg(&cfg)
+                .args(["cli", "--ami", &addr, "-rx", cmd])
+                .output()
+                .expect("run dialtone");
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+    };
+    let (ok, out, err) = run("core show version").await.unwrap();
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.starts_with("Asterisk 22.5.0 built by dialtone"),
+        "{out}"
+    );
+    let (ok, out, _) = run("pjsip show aors").await.unwrap();
+    assert!(ok);
+    assert!(out.starts_with("\n      Aor:  <Aor"), "{out:?}");
+    assert!(out.ends_with("Objects found: 3\n\n"), "{out:?}");
+    let (ok, out, _) = run("sip show peers").await.unwrap();
+    assert!(!ok);
+    assert!(out.starts_with("No such command 'sip show peers'"), "{out}");
+    srv.stop().await;
+}
