@@ -146,6 +146,8 @@ impl EndpointTracker {
                 let rtt = rtt.map(|d| d.as_micros() as u64);
                 self.update(aor, contact, contact_state(*status), rtt)
             }
+            // Channel events are built by the runtime's call tracker.
+            PbxEvent::Call(_) => Vec::new(),
         }
     }
 }

@@ -78,6 +78,63 @@ pub enum MediaCommand {
     Close { call: u64 },
 }
 
+/// A step in a call's life, for the event bus (AMI channel events, the events API). Leg A is
+/// the caller's side, leg B the callee's; `branch` numbers the contacts rung on a leg (the
+/// callee's, or the caller's for an originated call), each an Asterisk channel of its own.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallEvent {
+    /// A call exists: an authenticated, routed INVITE (the caller's channel, state Ring) or an
+    /// originate request (`originated`: Dialtone rings the caller first).
+    Started {
+        call: u64,
+        call_id: String,
+        caller: String,
+        caller_name: String,
+        callee: String,
+        callee_name: String,
+        originated: bool,
+    },
+    /// A branch is being called (a contact of the callee, or of the caller when originated).
+    Dialing {
+        call: u64,
+        leg: Leg,
+        branch: usize,
+        number: String,
+        contact: String,
+    },
+    /// That branch rings (its first 180/183).
+    Ringing { call: u64, leg: Leg, branch: usize },
+    /// That branch answered.
+    Answered { call: u64, leg: Leg, branch: usize },
+    /// A branch ended without being the answered one (`status`: its final response, 487 when
+    /// Dialtone cancelled it).
+    BranchEnded {
+        call: u64,
+        leg: Leg,
+        branch: usize,
+        status: u16,
+    },
+    /// Caller and callee connected (media bridged through the relay).
+    Bridged { call: u64 },
+    /// The phone of `leg` put the call on hold or resumed it.
+    Hold { call: u64, leg: Leg, hold: bool },
+    /// A SIP INFO DTMF digit (application/dtmf-relay or application/dtmf) from `leg`.
+    Dtmf {
+        call: u64,
+        leg: Leg,
+        digit: char,
+        duration_ms: u32,
+    },
+    /// The call is over.
+    Ended {
+        call: u64,
+        status: u16,
+        q850: u8,
+        by: HungUpBy,
+        answered: bool,
+    },
+}
+
 /// Why a click-to-dial / originate request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OriginateError {
@@ -199,6 +256,8 @@ struct Branch {
     /// Final status once done.
     final_status: Option<u16>,
     got_provisional: bool,
+    /// A 180/183 arrived (the branch rings).
+    rang: bool,
     cancelled: bool,
 }
 
@@ -278,6 +337,8 @@ struct Call {
     session_deadline: Option<Instant>,
     /// The last SDP Dialtone sent each leg (A, B): the session as that phone knows it.
     last_sdp_to: [Option<Bytes>; 2],
+    /// The phone of each leg (A, B) has put the call on hold.
+    held: [bool; 2],
 }
 
 impl Call {
@@ -402,6 +463,32 @@ impl Pbx {
 
     fn emit_media(&mut self, cmd: MediaCommand) {
         self.out.push_back(Output::Media(cmd));
+    }
+
+    fn call_event(&mut self, ev: CallEvent) {
+        self.out.push_back(Output::Event(super::PbxEvent::Call(ev)));
+    }
+
+    fn started_event(&mut self, id: u64, originated: bool) {
+        let Some(c) = self.calls.calls.get(&id) else {
+            return;
+        };
+        let name = |n: &str| {
+            self.directory
+                .get(n)
+                .map(|e| e.name.clone())
+                .unwrap_or_default()
+        };
+        let ev = CallEvent::Started {
+            call: id,
+            call_id: c.a.call_id.clone(),
+            caller: c.caller.clone(),
+            caller_name: name(&c.caller),
+            callee: c.callee.clone(),
+            callee_name: name(&c.callee),
+            originated,
+        };
+        self.call_event(ev);
     }
 
     // ------------------------------------------------------------- requests in
@@ -532,9 +619,11 @@ impl Pbx {
             origin: None,
             session_deadline: None,
             last_sdp_to: [None, None],
+            held: [false, false],
         };
         info!(call = id, caller = %call.caller, callee = %call.callee, "new call");
         self.calls.calls.insert(id, call);
+        self.started_event(id, false);
         self.calls.dialogs.insert(call_id, (id, Leg::A));
         self.calls.by_invite.insert(tx, id);
         // The ring timeout also bounds the wait for the relay.
@@ -752,6 +841,14 @@ impl Pbx {
                 return;
             };
             let index = call.branches.len();
+            self.out
+                .push_back(Output::Event(super::PbxEvent::Call(CallEvent::Dialing {
+                    call: id,
+                    leg: Leg::B,
+                    branch: index,
+                    number: callee.clone(),
+                    contact: contact.clone(),
+                })));
             call.branches.push(Branch {
                 peer,
                 tx,
@@ -760,6 +857,7 @@ impl Pbx {
                 to_tag: None,
                 final_status: None,
                 got_provisional: false,
+                rang: false,
                 cancelled: false,
             });
             self.calls.dialogs.insert(call_id, (id, Leg::B));
@@ -871,9 +969,11 @@ impl Pbx {
             })),
             session_deadline: None,
             last_sdp_to: [None, None],
+            held: [false, false],
         };
         info!(call = id, from, to, "originate: ringing the caller first");
         self.calls.calls.insert(id, call);
+        self.started_event(id, true);
         self.calls.dialogs.insert(call_id.clone(), (id, Leg::A));
         self.calls
             .timers
@@ -975,6 +1075,13 @@ impl Pbx {
                     .clients
                     .insert(tx, ClientRole::Origin { call: id, index });
             }
+            self.call_event(CallEvent::Dialing {
+                call: id,
+                leg: Leg::A,
+                branch: index,
+                number: from.clone(),
+                contact: contact.clone(),
+            });
             branches.push(Branch {
                 peer,
                 tx,
@@ -983,6 +1090,7 @@ impl Pbx {
                 to_tag: None,
                 final_status: None,
                 got_provisional: false,
+                rang: false,
                 cancelled: false,
             });
         }
@@ -1026,7 +1134,15 @@ impl Pbx {
             return;
         };
         if status < 200 {
+            let first = !branch.got_provisional;
             branch.got_provisional = true;
+            if first && status > 100 {
+                self.call_event(CallEvent::Ringing {
+                    call: id,
+                    leg: Leg::A,
+                    branch: index,
+                });
+            }
             return;
         }
         if (200..300).contains(&status) {
@@ -1068,6 +1184,11 @@ impl Pbx {
                 self.drain_tx(now);
                 return;
             }
+            self.call_event(CallEvent::Answered {
+                call: id,
+                leg: Leg::A,
+                branch: index,
+            });
             self.caller_answered(now, id, index, resp, target);
             return;
         }
@@ -1092,6 +1213,20 @@ impl Pbx {
         if let Some(b) = origin.branches.get_mut(index) {
             b.final_status = Some(status);
         }
+        self.call_event(CallEvent::BranchEnded {
+            call: id,
+            leg: Leg::A,
+            branch: index,
+            status,
+        });
+        let Some(origin) = self
+            .calls
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.origin.as_mut())
+        else {
+            return;
+        };
         if origin.answered {
             return;
         }
@@ -1398,6 +1533,16 @@ impl Pbx {
                 None => matches!(req.method, Method::Invite | Method::Update),
             };
         let is_offer = matches!(req.method, Method::Invite | Method::Update) && is_sdp;
+        if req.method == Method::Info
+            && let Some((digit, duration_ms)) = info_dtmf(&req)
+        {
+            self.call_event(CallEvent::Dtmf {
+                call: id,
+                leg: from,
+                digit,
+                duration_ms,
+            });
+        }
         if req.method == Method::Invite && req.body.is_empty() {
             // A re-INVITE without an offer (a session refresh, mostly): Dialtone answers it
             // itself with the session as this phone knows it; the ACK brings the same answer
@@ -1480,6 +1625,16 @@ impl Pbx {
                         leg: from,
                         hold,
                     });
+                    if let Some(c) = self.calls.calls.get_mut(&id)
+                        && c.held[leg_index(from)] != hold
+                    {
+                        c.held[leg_index(from)] = hold;
+                        self.call_event(CallEvent::Hold {
+                            call: id,
+                            leg: from,
+                            hold,
+                        });
+                    }
                     match self.rewrite_for(id, to, sdp) {
                         Some(b) => body = b,
                         None => {
@@ -1874,8 +2029,17 @@ impl Pbx {
             if status == 100 {
                 return;
             }
+            let first_ring = !branch.rang;
+            branch.rang = true;
             if call.phase != Phase::Ringing {
                 return; // a late 180 after the 200: ignored
+            }
+            if first_ring {
+                self.call_event(CallEvent::Ringing {
+                    call: id,
+                    leg: Leg::B,
+                    branch: index,
+                });
             }
             let mut extra = Vec::new();
             let mut body = Bytes::new();
@@ -1918,6 +2082,12 @@ impl Pbx {
             call.branches[index].final_status = Some(status);
             call.last_sdp_to[1] = Some(call.branches[index].invite.body.clone());
             call.phase = Phase::Answered;
+            self.call_event(CallEvent::Answered {
+                call: id,
+                leg: Leg::B,
+                branch: index,
+            });
+            self.call_event(CallEvent::Bridged { call: id });
             let answer_ms = self.unix_ms(now);
             let call = self.calls.calls.get_mut(&id).expect("present");
             call.answer = Some(answer_ms);
@@ -2077,9 +2247,24 @@ impl Pbx {
         let Some(call) = self.calls.calls.get_mut(&id) else {
             return;
         };
+        let was_pending = call
+            .branches
+            .get(index)
+            .is_some_and(|b| b.final_status.is_none() && !b.cancelled);
         if let Some(b) = call.branches.get_mut(index) {
             b.final_status = Some(status);
         }
+        if was_pending {
+            self.call_event(CallEvent::BranchEnded {
+                call: id,
+                leg: Leg::B,
+                branch: index,
+                status,
+            });
+        }
+        let Some(call) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
         if call.phase != Phase::Ringing {
             return;
         }
@@ -2129,7 +2314,23 @@ impl Pbx {
         let Some(call) = self.calls.calls.get_mut(&id) else {
             return;
         };
+        let before: Vec<bool> = call.branches.iter().map(|b| b.cancelled).collect();
         let (cancels, deferred) = cancel_requests(&mut call.branches, keep);
+        let newly: Vec<usize> = call
+            .branches
+            .iter()
+            .enumerate()
+            .filter(|(i, b)| b.cancelled && !before[*i])
+            .map(|(i, _)| i)
+            .collect();
+        for branch in newly {
+            self.call_event(CallEvent::BranchEnded {
+                call: id,
+                leg: Leg::B,
+                branch,
+                status: 487,
+            });
+        }
         self.calls.pending_cancel.extend(deferred);
         self.send_cancels(now, cancels);
     }
@@ -2144,7 +2345,23 @@ impl Pbx {
         else {
             return;
         };
+        let before: Vec<bool> = origin.branches.iter().map(|b| b.cancelled).collect();
         let (cancels, deferred) = cancel_requests(&mut origin.branches, keep);
+        let newly: Vec<usize> = origin
+            .branches
+            .iter()
+            .enumerate()
+            .filter(|(i, b)| b.cancelled && !before[*i])
+            .map(|(i, _)| i)
+            .collect();
+        for branch in newly {
+            self.call_event(CallEvent::BranchEnded {
+                call: id,
+                leg: Leg::A,
+                branch,
+                status: 487,
+            });
+        }
         self.calls.pending_cancel.extend(deferred);
         self.send_cancels(now, cancels);
     }
@@ -2315,6 +2532,13 @@ impl Pbx {
             codec_b,
         };
         self.calls_ended += 1;
+        self.call_event(CallEvent::Ended {
+            call: id,
+            status: record.hangup_cause,
+            q850: record.q850_cause,
+            by: record.hung_up_by,
+            answered: record.answer.is_some(),
+        });
         self.out.push_back(Output::Cdr(Box::new(record)));
         self.drain_tx(now);
     }
@@ -2499,6 +2723,44 @@ fn response_timer_headers(
         }
     }
     out
+}
+
+/// The digit of a SIP INFO DTMF request: `application/dtmf-relay` (`Signal=5`,
+/// `Duration=160`) or `application/dtmf` (the digit alone).
+fn info_dtmf(req: &Request) -> Option<(char, u32)> {
+    let ct = req
+        .content_type()?
+        .split(';')
+        .next()?
+        .trim()
+        .to_ascii_lowercase();
+    let body = std::str::from_utf8(&req.body).ok()?;
+    let valid = |c: char| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D');
+    match ct.as_str() {
+        "application/dtmf-relay" => {
+            let mut digit = None;
+            let mut duration = 250;
+            for line in body.lines() {
+                let Some((k, v)) = line.split_once('=') else {
+                    continue;
+                };
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "signal" => digit = v.trim().chars().next().map(|c| c.to_ascii_uppercase()),
+                    "duration" => duration = v.trim().parse().unwrap_or(250),
+                    _ => {}
+                }
+            }
+            digit.filter(|c| valid(*c)).map(|d| (d, duration))
+        }
+        "application/dtmf" => body
+            .trim()
+            .chars()
+            .next()
+            .map(|c| c.to_ascii_uppercase())
+            .filter(|c| valid(*c))
+            .map(|d| (d, 250)),
+        _ => None,
+    }
 }
 
 /// The first codec of an SDP's audio stream, by its Asterisk name (`ulaw`, `g722` …).

@@ -9,7 +9,8 @@ use bytes::Bytes;
 use super::Pbx;
 use super::directory::Extension;
 use super::engine::{
-    CallRecord, Command, Disposition, HungUpBy, Leg, MediaCommand, MediaPorts, Output, PbxConfig,
+    CallEvent, CallRecord, Command, Disposition, HungUpBy, Leg, MediaCommand, MediaPorts, Output,
+    PbxConfig,
 };
 use super::peer::Peer;
 use crate::sip::auth::{Algorithm, expected_response, ha1};
@@ -24,6 +25,7 @@ struct Harness {
     sent: Vec<(Peer, Bytes)>,
     media: Vec<MediaCommand>,
     cdrs: Vec<CallRecord>,
+    events: Vec<CallEvent>,
 }
 
 fn config() -> PbxConfig {
@@ -64,6 +66,7 @@ impl Harness {
             sent: Vec::new(),
             media: Vec::new(),
             cdrs: Vec::new(),
+            events: Vec::new(),
         };
         h.drain();
         h
@@ -95,6 +98,7 @@ impl Harness {
                     self.media.push(m);
                 }
                 Output::Cdr(c) => self.cdrs.push(*c),
+                Output::Event(super::engine::PbxEvent::Call(e)) => self.events.push(e),
                 Output::Persist(_) | Output::Event(_) => {}
             }
         }
@@ -1349,6 +1353,7 @@ fn external_ip_is_written_for_peers_outside_local_net() {
         sent: Vec::new(),
         media: Vec::new(),
         cdrs: Vec::new(),
+        events: Vec::new(),
     };
     h.drain();
     // Alice (192.0.2.10) is inside 192.0.2.0/28; Bob (192.0.2.20) is outside.
@@ -1467,4 +1472,74 @@ fn offerless_reinvite_refresh_is_answered_by_dialtone() {
         "200 stops after the ACK"
     );
     assert_eq!(h.pbx.active_calls(), 1);
+}
+
+#[test]
+fn call_events_in_order_for_a_forked_answered_call() {
+    let mut ext = Extension::new("1002", "Bob", "secret1002");
+    ext.max_contacts = 2;
+    let mut h = Harness::new(ext);
+    h.register("1001", "secret1001", alice());
+    h.register("1002", "secret1002", bob());
+    h.register("1002", "secret1002", bob2());
+    let (_inv, b_inv) = h.ring(bob());
+    let b2_inv = h
+        .requests_for(bob2())
+        .into_iter()
+        .find(|r| r.method == Method::Invite)
+        .unwrap();
+    h.send(bob(), Message::Response(reply(&b_inv, 180, "b1", None)));
+    h.send(bob2(), Message::Response(reply(&b2_inv, 180, "b2", None)));
+    let ok = reply(&b_inv, 200, "b1", Some(B_SDP));
+    h.send(bob(), Message::Response(ok.clone()));
+    let a_ok = h.responses_for(alice()).pop().unwrap();
+    let text = alice_request("INFO", &a_ok, 3, None).replace(
+        "Content-Length: 0\r\n\r\n",
+        "Content-Type: application/dtmf-relay\r\nContent-Length: 22\r\n\r\nSignal=5\r\nDuration=160",
+    );
+    h.input(alice(), &text);
+    h.input(bob(), &bob_request("BYE", &b_inv, &ok, 2, None));
+    let names: Vec<String> = h
+        .events
+        .iter()
+        .map(|e| match e {
+            CallEvent::Started { caller, callee, .. } => format!("start {caller}->{callee}"),
+            CallEvent::Dialing { leg, branch, .. } => format!("dial {leg:?}{branch}"),
+            CallEvent::Ringing { leg, branch, .. } => format!("ring {leg:?}{branch}"),
+            CallEvent::Answered { leg, branch, .. } => format!("answer {leg:?}{branch}"),
+            CallEvent::BranchEnded {
+                leg,
+                branch,
+                status,
+                ..
+            } => {
+                format!("end {leg:?}{branch} {status}")
+            }
+            CallEvent::Bridged { .. } => "bridge".into(),
+            CallEvent::Hold { hold, .. } => format!("hold {hold}"),
+            CallEvent::Dtmf {
+                digit, duration_ms, ..
+            } => format!("dtmf {digit} {duration_ms}"),
+            CallEvent::Ended {
+                q850, by, answered, ..
+            } => {
+                format!("ended {q850} {by:?} {answered}")
+            }
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "start 1001->1002",
+            "dial B0",
+            "dial B1",
+            "ring B0",
+            "ring B1",
+            "answer B0",
+            "bridge",
+            "end B1 487",
+            "dtmf 5 160",
+            "ended 16 Callee true",
+        ]
+    );
 }

@@ -29,8 +29,8 @@ use crate::sip::{Contact, HeaderName, Message, Method, Request, Response, Scheme
 #[path = "call.rs"]
 pub mod call;
 pub use call::{
-    CallRecord, CallView, DEFAULT_RING_TIMEOUT, Disposition, HungUpBy, Leg, MediaCommand,
-    MediaPorts, OriginateError,
+    CallEvent, CallRecord, CallView, DEFAULT_RING_TIMEOUT, Disposition, HungUpBy, Leg,
+    MediaCommand, MediaPorts, OriginateError,
 };
 
 /// Methods Dialtone answers (Allow header).
@@ -137,6 +137,8 @@ pub enum PersistOp {
 /// Things the engine reports (the event bus will carry more later).
 #[derive(Debug, Clone, PartialEq)]
 pub enum PbxEvent {
+    /// A step of a call (channels, dials, bridge, hold, DTMF, hangup).
+    Call(CallEvent),
     Registered {
         aor: String,
         contact: String,

@@ -4,8 +4,8 @@
 pub mod cause;
 pub mod directory;
 pub mod engine;
-pub mod presence;
 pub mod peer;
+pub mod presence;
 pub mod registrar;
 
 pub use engine::Pbx;

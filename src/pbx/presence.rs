@@ -220,7 +220,11 @@ pub fn dialog_info(entity: &str, version: u32, dialogs: &[DialogView]) -> String
         let _ = write!(
             s,
             " direction=\"{}\">\r\n  <state>{}</state>\r\n",
-            if d.initiator { "initiator" } else { "recipient" },
+            if d.initiator {
+                "initiator"
+            } else {
+                "recipient"
+            },
             d.state.as_str()
         );
         if let Some(secs) = d.duration {
@@ -238,7 +242,9 @@ pub fn dialog_info(entity: &str, version: u32, dialogs: &[DialogView]) -> String
                 esc(&party.uri)
             );
             if held {
-                s.push_str(">\r\n    <param pname=\"+sip.rendering\" pvalue=\"no\"/>\r\n   </target>\r\n");
+                s.push_str(
+                    ">\r\n    <param pname=\"+sip.rendering\" pvalue=\"no\"/>\r\n   </target>\r\n",
+                );
             } else {
                 s.push_str("/>\r\n");
             }
@@ -380,7 +386,10 @@ pub fn parse_published(body: &str) -> Result<(PresenceStatus, Option<String>), S
         match n.tag_name().name() {
             "basic" => open = n.text().map(|t| t.trim().eq_ignore_ascii_case("open")),
             "note" if note.is_none() => {
-                note = n.text().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
+                note = n
+                    .text()
+                    .map(|t| t.trim().to_owned())
+                    .filter(|t| !t.is_empty())
             }
             "activities" => {
                 activity = n

@@ -130,7 +130,10 @@ fn pidf_matches_rfc3863_and_carries_rpid() {
     };
     let ours = pidf("sip:1001@pbx", "sip:1001@pbx", "1001", &v);
     let (name, ns, attrs) = root_info(&ours);
-    assert_eq!((name.as_str(), ns.as_str()), ("presence", "urn:ietf:params:xml:ns:pidf"));
+    assert_eq!(
+        (name.as_str(), ns.as_str()),
+        ("presence", "urn:ietf:params:xml:ns:pidf")
+    );
     assert_eq!(attrs, ["entity"]);
     if let Some(rfc) = shared_body("rfc3863-s4.2.2-simple-default-ns.pidf.xml") {
         let (rname, rns, rattrs) = root_info(&rfc);
@@ -160,9 +163,18 @@ fn pidf_matches_rfc3863_and_carries_rpid() {
 #[test]
 fn published_rfc_documents_are_understood() {
     for (file, want) in [
-        ("rfc3863-s4.2.2-simple-default-ns.pidf.xml", PresenceStatus::Available),
-        ("rfc3863-s4.3.1-status-extensions.pidf.xml", PresenceStatus::Available),
-        ("rfc3863-s4.3.3-mustunderstand.pidf.xml", PresenceStatus::Available),
+        (
+            "rfc3863-s4.2.2-simple-default-ns.pidf.xml",
+            PresenceStatus::Available,
+        ),
+        (
+            "rfc3863-s4.3.1-status-extensions.pidf.xml",
+            PresenceStatus::Available,
+        ),
+        (
+            "rfc3863-s4.3.3-mustunderstand.pidf.xml",
+            PresenceStatus::Available,
+        ),
     ] {
         if let Some(body) = shared_body(file) {
             assert_eq!(parse_published(&body).map(|r| r.0), Ok(want), "{file}");
@@ -205,7 +217,10 @@ fn xpidf_and_states() {
     let x = xpidf("sip:1001@pbx", "sip:1001@pbx", "1001", &v);
     assert!(x.contains("<status status=\"open\" />"));
     assert!(x.contains("substatus=\"onthephone\""));
-    assert_eq!(PresenceStatus::parse("DO_NOT_DISTURB"), Some(PresenceStatus::DoNotDisturb));
+    assert_eq!(
+        PresenceStatus::parse("DO_NOT_DISTURB"),
+        Some(PresenceStatus::DoNotDisturb)
+    );
     assert_eq!(PresenceStatus::parse("lunch"), None);
     assert_eq!(DeviceState::RingInUse.extension_status(), 9);
     assert_eq!(DeviceState::NotInUse.as_str(), "NOT_INUSE");
