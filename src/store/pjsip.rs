@@ -182,3 +182,159 @@ impl SqliteStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::pbx::directory::Extension;
+    use crate::pjsip_conf::export::export_pjsip;
+    use crate::pjsip_conf::model::{diff, import};
+    use crate::pjsip_conf::parse::{NoFiles, ParseOptions, parse_str};
+    use crate::pjsip_conf::{ExportOptions, ImportModel};
+    use crate::store::Store;
+
+    const FILE: &str = "\
+[transport-udp]
+type=transport
+protocol=udp
+bind=0.0.0.0:5060
+
+[101]
+type=endpoint
+context=from-internal
+disallow=all
+allow=ulaw
+allow=alaw
+auth=101
+aors=101
+callerid=\"Alice\" <101>
+language=en
+set_var=A=1
+set_var=B=2
+
+[101]
+type=auth
+auth_type=userpass
+username=101
+password=alice-pw
+
+[101]
+type=aor
+max_contacts=2
+remove_existing=yes
+qualify_frequency=30
+
+[trunk]
+type=registration
+server_uri=sip:sip.example.com
+";
+
+    fn model(text: &str) -> ImportModel {
+        let conf = parse_str(
+            &NoFiles,
+            Path::new("pjsip.conf"),
+            text,
+            ParseOptions::default(),
+        )
+        .expect("parse");
+        import(&conf).expect("import")
+    }
+
+    fn strip(mut e: Extension) -> Extension {
+        e.id = 0;
+        e.created_at = 0;
+        e.updated_at = 0;
+        e
+    }
+
+    #[tokio::test]
+    async fn import_apply_list_and_round_trip() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let seeded = store
+            .insert_extension(&Extension::new("555", "Gone", "gone-secret"))
+            .await
+            .unwrap();
+        let v0 = store.directory_version().await.unwrap();
+        let m = model(FILE);
+        let ch = diff(&store.list_extensions().await.unwrap(), &[], &m, true);
+        assert_eq!(
+            (ch.ext_added.len(), ch.ext_removed.len(), ch.obj_added.len()),
+            (1, 1, 2)
+        );
+        store.apply_pjsip_changes(&ch).await.unwrap();
+        assert!(
+            store.directory_version().await.unwrap() > v0,
+            "a running server reloads"
+        );
+        assert!(store.get_extension(&seeded.number).await.unwrap().is_none());
+        let exts = store.list_extensions().await.unwrap();
+        assert_eq!(exts.len(), 1);
+        assert_eq!(strip(exts[0].clone()), m.extensions[0]);
+        let objs = store.list_pjsip_objects().await.unwrap();
+        assert_eq!(objs, m.objects);
+        // Importing the same file again changes nothing.
+        let again = diff(&exts, &objs, &model(FILE), true);
+        assert!(
+            again.is_empty() && again.obj_order.is_none(),
+            "{}",
+            again.render()
+        );
+        // import(export(store)) == store.
+        let out = &export_pjsip(&exts, &objs, &ExportOptions::default())[0].content;
+        let back = diff(&exts, &objs, &model(out), true);
+        assert!(back.is_empty(), "{}", back.render());
+        // Editing the secret and the aor in the file: one changed extension.
+        let edited = FILE
+            .replace("password=alice-pw", "password=alice-pw2")
+            .replace("max_contacts=2", "max_contacts=3");
+        let ch = diff(&exts, &objs, &model(&edited), true);
+        assert_eq!(ch.ext_changed.len(), 1);
+        store.apply_pjsip_changes(&ch).await.unwrap();
+        let e = store.get_extension("101").await.unwrap().unwrap();
+        assert_eq!(
+            (e.secret.as_str(), e.max_contacts, e.id),
+            ("alice-pw2", 3, exts[0].id)
+        );
+        assert_eq!(e.pjsip_extra.endpoint.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn failed_apply_leaves_the_store_untouched() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        store
+            .insert_extension(&Extension::new("101", "A", "secret-101"))
+            .await
+            .unwrap();
+        let before = store.list_extensions().await.unwrap();
+        let v0 = store.directory_version().await.unwrap();
+        // Objects and a removal first, then an insert that collides: all rolled back.
+        let m = model(FILE);
+        let mut ch = diff(&before, &[], &m, true);
+        ch.ext_removed = before.clone();
+        ch.ext_added = vec![
+            Extension::new("102", "B", "pw"),
+            Extension::new("102", "B", "pw"),
+        ];
+        assert!(store.apply_pjsip_changes(&ch).await.is_err());
+        assert_eq!(store.list_extensions().await.unwrap(), before);
+        assert!(store.list_pjsip_objects().await.unwrap().is_empty());
+        assert_eq!(store.directory_version().await.unwrap(), v0);
+    }
+
+    #[test]
+    fn fs_glob_sorted_and_relative() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in ["b.conf", "a.conf", "c.txt"] {
+            std::fs::write(dir.path().join(n), "").unwrap();
+        }
+        let got = FsConfSource.glob(&dir.path().join("*.conf"));
+        assert_eq!(got, [dir.path().join("a.conf"), dir.path().join("b.conf")]);
+        assert!(
+            FsConfSource
+                .glob(&dir.path().join("nope/*.conf"))
+                .is_empty()
+        );
+    }
+}
