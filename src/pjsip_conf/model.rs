@@ -464,8 +464,21 @@ pub fn import(conf: &Conf) -> Result<ImportModel, ConfError> {
                 .map(|(i, _)| *i)
                 .collect()
         };
-        let auths = by("auth");
-        let aors = by("aor");
+        // name -> first index, and extension number (alternative names) -> first index.
+        let index = |list: &[usize]| {
+            let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(list.len());
+            let mut by_number: HashMap<&str, usize> = HashMap::with_capacity(list.len());
+            for &i in list {
+                let name = conf.categories[i].name.as_str();
+                by_name.entry(name).or_insert(i);
+                if let Some(n) = extension_number(name) {
+                    by_number.entry(n).or_insert(i);
+                }
+            }
+            (by_name, by_number)
+        };
+        let auths = index(&by("auth"));
+        let aors = index(&by("aor"));
         for ep in by("endpoint") {
             let cat = &conf.categories[ep];
             let Some(number) = extension_number(&cat.name) else {
@@ -485,18 +498,16 @@ pub fn import(conf: &Conf) -> Result<ImportModel, ConfError> {
                 );
                 continue;
             }
-            let find = |list: &[usize], reference: Option<&str>| -> Option<usize> {
-                if let Some(r) = reference {
-                    return list.iter().copied().find(|&i| conf.categories[i].name == r);
+            let find = |(by_name, by_number): &(HashMap<&str, usize>, HashMap<&str, usize>),
+                        reference: Option<&str>|
+             -> Option<usize> {
+                match reference {
+                    Some(r) => by_name.get(r).copied(),
+                    None => by_name
+                        .get(number)
+                        .or_else(|| by_number.get(number))
+                        .copied(),
                 }
-                list.iter()
-                    .copied()
-                    .find(|&i| conf.categories[i].name == number)
-                    .or_else(|| {
-                        list.iter()
-                            .copied()
-                            .find(|&i| extension_number(&conf.categories[i].name) == Some(number))
-                    })
             };
             let auth_ref = cat.get("auth").and_then(first_item);
             let Some(auth) = find(&auths, auth_ref) else {

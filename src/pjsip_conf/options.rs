@@ -355,7 +355,22 @@ pub(crate) fn is_known(kind: &str, option: &str) -> bool {
     if kind == "endpoint" && (option.starts_with("set_var") || option.starts_with("@")) {
         return true;
     }
-    KNOWN_OPTIONS
+    static SET: std::sync::OnceLock<std::collections::HashSet<(&'static str, String)>> =
+        std::sync::OnceLock::new();
+    let set = SET.get_or_init(|| {
+        KNOWN_OPTIONS
+            .iter()
+            .map(|(o, n, _)| (*o, n.to_ascii_lowercase()))
+            .collect()
+    });
+    let kind = CHECKED_TYPES
         .iter()
-        .any(|(o, n, _)| *o == kind && n.eq_ignore_ascii_case(option))
+        .find(|k| **k == kind)
+        .copied()
+        .unwrap_or("");
+    if option.bytes().any(|b| b.is_ascii_uppercase()) {
+        set.contains(&(kind, option.to_ascii_lowercase()))
+    } else {
+        set.contains(&(kind, option.to_owned()))
+    }
 }
