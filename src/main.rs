@@ -253,7 +253,7 @@ async fn shutdown_signal() {
 }
 
 async fn extension_cmd(cfg: Config, action: ExtCmd) -> Result<()> {
-    let store = Store::open(cfg.database.url().as_str())
+    let store = Store::open(cfg.database.url())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     match action {
@@ -323,7 +323,7 @@ async fn pjsip_cmd(cfg: Config, action: PjsipCmd) -> Result<()> {
     use dialtone::pjsip_conf::{self, AuthMode, ExportOptions, Layout, PjsipObject, export, model};
     use dialtone::store::FsConfSource;
 
-    let store = Store::open(cfg.database.url().as_str())
+    let store = Store::open(cfg.database.url())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let result = async {
