@@ -19,6 +19,7 @@ pub mod export;
 pub mod model;
 mod options;
 pub mod parse;
+pub mod validate;
 
 #[cfg(test)]
 mod tests;
