@@ -6,13 +6,14 @@
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
 use dialtone::pjsip_conf::ExportOptions;
 use dialtone::pjsip_conf::export::{export_extensions_conf, export_pjsip};
 use dialtone::pjsip_conf::model::{diff, import};
 use dialtone::pjsip_conf::parse::{NoFiles, ParseOptions, parse_str};
+use dialtone::store::Store;
 
 const EXTENSIONS: u32 = 10_000;
 
@@ -70,6 +71,49 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("export_extensions_conf", |b| {
         b.iter(|| black_box(export_extensions_conf(&model.extensions)))
+    });
+    // The store side of `dialtone pjsip import`: one transaction inserting 10,000 extensions
+    // into a fresh SQLite file, and reading them back plus diffing (an unchanged re-import).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let changes = diff(&[], &[], &model, true);
+    g.bench_function("store_apply_10k_new", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let url = format!("sqlite://{}", dir.path().join("b.db").display());
+                rt.block_on(async {
+                    let store = Store::open(&url).await.expect("open");
+                    let t = Instant::now();
+                    store.apply_pjsip_changes(&changes).await.expect("apply");
+                    total += t.elapsed();
+                    store.close().await;
+                });
+            }
+            total
+        })
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("b.db").display());
+    let store = rt.block_on(async {
+        let store = Store::open(&url).await.expect("open");
+        store.apply_pjsip_changes(&changes).await.expect("apply");
+        store
+    });
+    g.bench_function("reimport_unchanged_end_to_end", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let m = import(&parse()).expect("import");
+                let exts = store.list_extensions().await.expect("list");
+                let objs = store.list_pjsip_objects().await.expect("objects");
+                let ch = diff(&exts, &objs, &m, true);
+                assert!(ch.is_empty(), "{}", ch.render());
+                black_box(ch)
+            })
+        })
     });
     g.finish();
 }
