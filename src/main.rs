@@ -59,6 +59,9 @@ enum PjsipCmd {
         #[arg(long)]
         keep_missing: bool,
     },
+    /// Check a pjsip.conf (rule 8 of the RayanPBX validator, without its false duplicates);
+    /// exits non-zero on errors.
+    Validate { file: PathBuf },
     /// Export the store as pjsip.conf (stdout, or --out; an existing file keeps everything
     /// outside Dialtone's managed block).
     Export {
@@ -323,6 +326,10 @@ async fn pjsip_cmd(cfg: Config, action: PjsipCmd) -> Result<()> {
     use dialtone::pjsip_conf::{self, AuthMode, ExportOptions, Layout, PjsipObject, export, model};
     use dialtone::store::FsConfSource;
 
+    if let PjsipCmd::Validate { file } = &action {
+        return pjsip_validate(file);
+    }
+
     let store = Store::open(cfg.database.url())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -363,6 +370,7 @@ async fn pjsip_cmd(cfg: Config, action: PjsipCmd) -> Result<()> {
                     println!("imported {}", file.display());
                 }
             }
+            PjsipCmd::Validate { file } => pjsip_validate(&file)?,
             PjsipCmd::Export {
                 out,
                 layout,
@@ -455,6 +463,23 @@ async fn pjsip_cmd(cfg: Config, action: PjsipCmd) -> Result<()> {
     .await;
     store.close().await;
     result
+}
+
+fn pjsip_validate(file: &Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let v = dialtone::pjsip_conf::validate::validate_pjsip(&text);
+    for e in &v.errors {
+        println!("error: {}: {e}", file.display());
+    }
+    for w in &v.warnings {
+        println!("warning: {}: {w}", file.display());
+    }
+    if !v.valid {
+        bail!("{}: {} errors", file.display(), v.errors.len());
+    }
+    println!("{}: valid ({} warnings)", file.display(), v.warnings.len());
+    Ok(())
 }
 
 /// Write `new` to `path`, merged into the existing file (only the managed block is replaced).

@@ -139,6 +139,13 @@ async fn pjsip_import_and_export() {
     std::fs::write(&conf, PJSIP).unwrap();
     let conf_s = conf.to_str().unwrap();
 
+    // Validation (no store needed).
+    let (ok, text) = cli(&cfg, &["pjsip", "validate", conf_s]);
+    assert!(
+        ok && text.contains("valid (") && text.contains("no subscribe_context"),
+        "{text}"
+    );
+
     // Dry run: the plan, nothing changed.
     let (ok, text) = cli(&cfg, &["pjsip", "import", conf_s, "--dry-run"]);
     assert!(ok, "{text}");
