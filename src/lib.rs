@@ -10,6 +10,7 @@ pub mod api;
 pub mod config;
 pub mod media;
 pub mod pbx;
+pub mod pjsip_conf;
 pub mod runtime;
 pub mod sdp;
 pub mod sip;

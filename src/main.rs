@@ -58,6 +58,49 @@ enum Cmd {
         #[arg(long, env = "DIALTONE_AMI_SECRET")]
         secret: Option<String>,
     },
+    /// Import or export Asterisk pjsip.conf / extensions.conf (works while the server runs).
+    Pjsip {
+        #[command(subcommand)]
+        action: PjsipCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PjsipCmd {
+    /// Import a pjsip.conf into the store (one transaction; the file is the source of truth:
+    /// stored extensions missing from it are removed unless --keep-missing).
+    Import {
+        file: PathBuf,
+        /// Print what would be added/changed/removed, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Keep stored extensions and objects that the file does not define.
+        #[arg(long)]
+        keep_missing: bool,
+    },
+    /// Check a pjsip.conf (rule 8 of the RayanPBX validator, without its false duplicates);
+    /// exits non-zero on errors.
+    Validate { file: PathBuf },
+    /// Export the store as pjsip.conf (stdout, or --out; an existing file keeps everything
+    /// outside Dialtone's managed block).
+    Export {
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "rayanpbx")]
+        layout: LayoutArg,
+        /// Also write extensions.conf (hints and Dial lines) here.
+        #[arg(long)]
+        extensions_conf: Option<PathBuf>,
+        /// Write auth_type=md5 + md5_cred (realm from config.yml) instead of plaintext passwords.
+        #[arg(long)]
+        md5: bool,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum LayoutArg {
+    Rayanpbx,
+    Freepbx,
 }
 
 #[derive(Subcommand, Debug)]
@@ -209,6 +252,7 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Pjsip { action } => rt.block_on(pjsip_cmd(cfg, action)),
     }
 }
 
@@ -320,4 +364,189 @@ async fn extension_cmd(cfg: Config, action: ExtCmd) -> Result<()> {
     }
     store.close().await;
     Ok(())
+}
+
+async fn pjsip_cmd(cfg: Config, action: PjsipCmd) -> Result<()> {
+    use dialtone::pjsip_conf::{self, AuthMode, ExportOptions, Layout, PjsipObject, export, model};
+    use dialtone::store::FsConfSource;
+
+    if let PjsipCmd::Validate { file } = &action {
+        return pjsip_validate(file);
+    }
+
+    let store = Store::open(cfg.database.url())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let result = async {
+        match action {
+            PjsipCmd::Import {
+                file,
+                dry_run,
+                keep_missing,
+            } => {
+                let conf = pjsip_conf::parse::parse_file(
+                    &FsConfSource,
+                    &file,
+                    pjsip_conf::parse::ParseOptions::default(),
+                )
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let m = model::import(&conf).map_err(|e| anyhow::anyhow!("{e}"))?;
+                print!("{}", m.report.render());
+                let exts = store
+                    .list_extensions()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let objs = store
+                    .list_pjsip_objects()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let changes = model::diff(&exts, &objs, &m, !keep_missing);
+                print!("{}", changes.render());
+                if dry_run {
+                    println!("dry run: nothing changed");
+                } else if changes.is_empty() && changes.obj_order.is_none() {
+                    println!("store already up to date");
+                } else {
+                    store
+                        .apply_pjsip_changes(&changes)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    println!("imported {}", file.display());
+                }
+            }
+            PjsipCmd::Validate { file } => pjsip_validate(&file)?,
+            PjsipCmd::Export {
+                out,
+                layout,
+                extensions_conf,
+                md5,
+            } => {
+                let exts = store
+                    .list_extensions()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let objs = store
+                    .list_pjsip_objects()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let mut default_transports = vec![PjsipObject {
+                    kind: "transport".into(),
+                    name: "transport-udp".into(),
+                    options: vec![
+                        ("protocol".into(), "udp".into()),
+                        (
+                            "bind".into(),
+                            format!("{}:{}", cfg.server.sip_host, cfg.server.sip_port),
+                        ),
+                    ],
+                    comments: Vec::new(),
+                }];
+                if cfg.sip.tcp {
+                    default_transports.push(PjsipObject {
+                        kind: "transport".into(),
+                        name: "transport-tcp".into(),
+                        options: vec![
+                            ("protocol".into(), "tcp".into()),
+                            (
+                                "bind".into(),
+                                format!("{}:{}", cfg.server.sip_host, cfg.server.sip_port),
+                            ),
+                        ],
+                        comments: Vec::new(),
+                    });
+                }
+                let opts = ExportOptions {
+                    layout: match layout {
+                        LayoutArg::Rayanpbx => Layout::Rayanpbx,
+                        LayoutArg::Freepbx => Layout::Freepbx,
+                    },
+                    auth: if md5 {
+                        AuthMode::Md5 {
+                            realm: cfg.sip.realm.clone(),
+                        }
+                    } else {
+                        AuthMode::Plaintext
+                    },
+                    default_transports,
+                };
+                let files = export::export_pjsip(&exts, &objs, &opts);
+                let written = export::written_sections(&exts, &objs, &opts);
+                match &out {
+                    None if opts.layout == Layout::Freepbx => {
+                        bail!("--layout freepbx writes several files: give --out DIR/pjsip.conf")
+                    }
+                    None => print!("{}", files[0].content),
+                    Some(main) => {
+                        let dir = main.parent().unwrap_or(Path::new("")).to_path_buf();
+                        for f in &files {
+                            let path = if f.name == "pjsip.conf" {
+                                main.clone()
+                            } else {
+                                dir.join(&f.name)
+                            };
+                            if f.create_only {
+                                if !path.exists() {
+                                    write_file(&path, &f.content)?;
+                                }
+                                continue;
+                            }
+                            write_merged(&path, &f.content, &written)?;
+                            println!("wrote {}", path.display());
+                        }
+                    }
+                }
+                if let Some(path) = extensions_conf {
+                    let text = export::export_extensions_conf(&exts);
+                    write_merged(&path, &text, &Default::default())?;
+                    println!("wrote {}", path.display());
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+fn pjsip_validate(file: &Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let v = dialtone::pjsip_conf::validate::validate_pjsip(&text);
+    for e in &v.errors {
+        println!("error: {}: {e}", file.display());
+    }
+    for w in &v.warnings {
+        println!("warning: {}: {w}", file.display());
+    }
+    if !v.valid {
+        bail!("{}: {} errors", file.display(), v.errors.len());
+    }
+    println!("{}: valid ({} warnings)", file.display(), v.warnings.len());
+    Ok(())
+}
+
+/// Write `new` to `path`, merged into the existing file (only the managed block is replaced).
+fn write_merged(
+    path: &Path,
+    new: &str,
+    redefined: &std::collections::HashSet<(String, String)>,
+) -> Result<()> {
+    let text = match std::fs::read(path) {
+        Ok(bytes) => {
+            let existing = String::from_utf8_lossy(&bytes);
+            dialtone::pjsip_conf::export::merge_into(path, &existing, new, redefined)
+                .map_err(|e| anyhow::anyhow!("{e} (file left unchanged)"))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => new.to_owned(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    write_file(path, &text)
+}
+
+/// Write through a temporary file and a rename, so readers never see half a file.
+fn write_file(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("dialtone-tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }

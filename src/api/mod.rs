@@ -22,6 +22,7 @@ mod calls;
 mod cdr;
 mod error;
 mod extensions;
+pub mod ispbx;
 pub mod jwt;
 mod statistics;
 

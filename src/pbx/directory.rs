@@ -38,6 +38,34 @@ pub struct Extension {
     pub allow_external: bool,
     pub is_admin: bool,
     pub notes: Option<String>,
+    /// pjsip endpoint `direct_media` (Asterisk default yes). Stored for pjsip.conf
+    /// compatibility; Dialtone always relays media.
+    #[serde(default = "yes")]
+    pub direct_media: bool,
+    /// pjsip endpoint `rtp_symmetric` (default no).
+    #[serde(default)]
+    pub rtp_symmetric: bool,
+    /// pjsip endpoint `force_rport` (default yes).
+    #[serde(default = "yes")]
+    pub force_rport: bool,
+    /// pjsip endpoint `rewrite_contact` (default no).
+    #[serde(default)]
+    pub rewrite_contact: bool,
+    /// pjsip endpoint `dtmf_mode`: rfc4733 (default), inband, info, auto, auto_info, none.
+    #[serde(default = "default_dtmf_mode")]
+    pub dtmf_mode: String,
+    /// pjsip endpoint `mailboxes` (`1001@default`); None = none.
+    #[serde(default)]
+    pub mailboxes: Option<String>,
+    /// pjsip endpoint `subscribe_context` (BLF); None = the endpoint context.
+    #[serde(default)]
+    pub subscribe_context: Option<String>,
+    /// pjsip endpoint `device_state_busy_at` (0 = off).
+    #[serde(default)]
+    pub device_state_busy_at: u32,
+    /// pjsip.conf options Dialtone keeps verbatim for export but does not implement.
+    #[serde(default)]
+    pub pjsip_extra: PjsipExtra,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -88,9 +116,53 @@ impl Extension {
             allow_external: false,
             is_admin: false,
             notes: None,
+            direct_media: true,
+            rtp_symmetric: false,
+            force_rport: true,
+            rewrite_contact: false,
+            dtmf_mode: default_dtmf_mode(),
+            mailboxes: None,
+            subscribe_context: None,
+            device_state_busy_at: 0,
+            pjsip_extra: PjsipExtra::default(),
             created_at: 0,
             updated_at: 0,
         }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_dtmf_mode() -> String {
+    "rfc4733".to_owned()
+}
+
+/// pjsip.conf options of an extension that Dialtone does not implement, kept verbatim (in
+/// order, repeats included) so an export writes them back. Stored as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PjsipExtra {
+    /// Other `type=endpoint` options (`language`, `set_var`, `ice_support`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoint: Vec<(String, String)>,
+    /// Other `type=auth` options (`realm`, `md5_cred`, a `username` that is not the number).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub auth: Vec<(String, String)>,
+    /// Other `type=aor` options (`contact`, `minimum_expiration`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aor: Vec<(String, String)>,
+    /// The endpoint's `transport=` when it is not `transport-<protocol>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport_name: Option<String>,
+    /// Comment lines written before the endpoint section (without `;`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comments: Vec<String>,
+}
+
+impl PjsipExtra {
+    pub fn is_empty(&self) -> bool {
+        *self == PjsipExtra::default()
     }
 }
 

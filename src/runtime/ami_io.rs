@@ -146,7 +146,18 @@ pub async fn start(
     });
     // Subscribe before the accept loop so no engine event is missed.
     let engine_events = core.subscribe();
-    let fanout = tokio::spawn(fan_out(core, store, engine_events, events.clone()));
+    // Hints and contacts are known before the first client can connect: a phone that
+    // registers after a client logged in is always reported as a change.
+    let mut tracker = EndpointTracker::new();
+    if let Ok(exts) = store.list_extensions().await {
+        for e in exts.iter().filter(|e| e.enabled) {
+            tracker.set_hint(&e.number, &e.number, &e.context);
+        }
+    }
+    for c in core.contacts(None).await {
+        tracker.seed_contact(&c.number, &c.uri, contact_state(c.qualify));
+    }
+    let fanout = tokio::spawn(fan_out(tracker, engine_events, events.clone()));
     let accept = tokio::spawn(accept_loop(listener, settings, backend, events.clone()));
     info!(%bound, "AMI listening");
     Ok(AmiServer {
@@ -158,20 +169,10 @@ pub async fn start(
 
 /// Engine events → AMI events for every session.
 async fn fan_out(
-    core: CoreHandle,
-    store: Store,
+    mut tracker: EndpointTracker,
     mut rx: broadcast::Receiver<crate::pbx::engine::PbxEvent>,
     tx: broadcast::Sender<Arc<WireEvent>>,
 ) {
-    let mut tracker = EndpointTracker::new();
-    if let Ok(exts) = store.list_extensions().await {
-        for e in exts.iter().filter(|e| e.enabled) {
-            tracker.set_hint(&e.number, &e.number, &e.context);
-        }
-    }
-    for c in core.contacts(None).await {
-        tracker.seed_contact(&c.number, &c.uri, contact_state(c.qualify));
-    }
     loop {
         match rx.recv().await {
             Ok(ev) => {

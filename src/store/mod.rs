@@ -12,6 +12,7 @@
 //! Secrets (`Extension::secret`, `voicemail_pin`) are stored in plaintext: digest
 //! authentication needs the password itself. They are never logged here.
 
+mod pjsip;
 mod sqlite;
 mod writer;
 
@@ -19,6 +20,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use pjsip::FsConfSource;
 pub use sqlite::SqliteStore;
 pub use writer::{
     BATCH_INTERVAL, BATCH_MAX_OPS, BindingOp, BindingWriter, WriteBatch, spawn_binding_writer,
@@ -26,6 +28,7 @@ pub use writer::{
 
 use crate::config::SeedMode;
 use crate::pbx::directory::{BindingRecord, Extension};
+use crate::pjsip_conf::{Changes, PjsipObject};
 
 /// Store failures. `Duplicate` and `NotFound` map to HTTP 409 and 404.
 #[derive(Debug, thiserror::Error)]
@@ -262,6 +265,21 @@ impl Store {
     ) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.save_bindings(upserts, deletes).await,
+        }
+    }
+
+    /// The stored pjsip objects (transports, global, trunks, ...) in export order.
+    pub async fn list_pjsip_objects(&self) -> Result<Vec<PjsipObject>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.list_pjsip_objects().await,
+        }
+    }
+
+    /// Apply a pjsip.conf import (extensions and objects) in one transaction: on any error
+    /// nothing is changed. The directory version moves, so a running server reloads.
+    pub async fn apply_pjsip_changes(&self, changes: &Changes) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.apply_pjsip_changes(changes).await,
         }
     }
 

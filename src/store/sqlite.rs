@@ -17,7 +17,7 @@ use super::{CdrRow, CdrRtpStats, CdrSummary};
 use super::{StoreError, unix_now};
 use crate::pbx::directory::{BindingRecord, Extension};
 
-/// Bind the 17 stored fields of an extension (everything but id and the timestamps), in
+/// Bind the 26 stored fields of an extension (everything but id and the timestamps), in
 /// [`EXTENSION_COLUMNS`] order; works on `query` and `query_scalar` builders alike.
 macro_rules! bind_extension_fields {
     ($query:expr, $ext:expr) => {{
@@ -40,6 +40,15 @@ macro_rules! bind_extension_fields {
             .bind(ext.allow_external)
             .bind(ext.is_admin)
             .bind(ext.notes.as_deref())
+            .bind(ext.direct_media)
+            .bind(ext.rtp_symmetric)
+            .bind(ext.force_rport)
+            .bind(ext.rewrite_contact)
+            .bind(ext.dtmf_mode.as_str())
+            .bind(ext.mailboxes.as_deref())
+            .bind(ext.subscribe_context.as_deref())
+            .bind(ext.device_state_busy_at)
+            .bind(super::pjsip::extra_json(&ext.pjsip_extra))
     }};
 }
 
@@ -66,6 +75,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0004_cdr_detail.sql",
         include_str!("migrations/sqlite/0004_cdr_detail.sql"),
     ),
+    (
+        5,
+        "0005_pjsip.sql",
+        include_str!("migrations/sqlite/0005_pjsip.sql"),
+    ),
 ];
 
 /// The migrator for [`MIGRATIONS`]; version, description and checksum are those that
@@ -91,28 +105,34 @@ fn migrator() -> Migrator {
     Migrator::with_migrations(migrations)
 }
 
-/// Rows per multi-row INSERT in [`SqliteStore::insert_extensions_bulk`] (x 19 bound values,
+/// Rows per multi-row INSERT in [`SqliteStore::insert_extensions_bulk`] (x 28 bound values,
 /// below SQLite's 32,766 variable limit).
 const BULK_CHUNK: usize = 500;
 
-const EXTENSION_COLUMNS: &str = "number, name, email, secret, enabled, context, transport, \
+pub(super) const EXTENSION_COLUMNS: &str = "number, name, email, secret, enabled, context, transport, \
      codecs, max_contacts, remove_existing, qualify_frequency, caller_id, voicemail_enabled, \
-     voicemail_pin, allow_external, is_admin, notes, created_at, updated_at";
+     voicemail_pin, allow_external, is_admin, notes, direct_media, rtp_symmetric, force_rport, \
+     rewrite_contact, dtmf_mode, mailboxes, subscribe_context, device_state_busy_at, pjsip_extra, \
+     created_at, updated_at";
+
+/// Values per extension row in [`EXTENSION_COLUMNS`].
+pub(super) const EXTENSION_VALUES: usize = 28;
 
 const SELECT_EXTENSION: &str = "SELECT id, number, name, email, secret, enabled, context, \
      transport, codecs, max_contacts, remove_existing, qualify_frequency, caller_id, \
-     voicemail_enabled, voicemail_pin, allow_external, is_admin, notes, created_at, updated_at \
-     FROM extensions";
+     voicemail_enabled, voicemail_pin, allow_external, is_admin, notes, direct_media, \
+     rtp_symmetric, force_rport, rewrite_contact, dtmf_mode, mailboxes, subscribe_context, \
+     device_state_busy_at, pjsip_extra, created_at, updated_at FROM extensions";
 
 /// SQLite-backed store. Cloning is cheap (the pools are shared).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     /// Exactly one connection: SQLite allows one writer at a time, so queueing writes here
     /// avoids SQLITE_BUSY between our own connections.
-    writer: SqlitePool,
+    pub(super) writer: SqlitePool,
     /// Read-only connections (WAL lets them read while the writer writes). For an in-memory
     /// database this is the writer pool itself.
-    reader: SqlitePool,
+    pub(super) reader: SqlitePool,
 }
 
 impl SqliteStore {
@@ -220,7 +240,7 @@ impl SqliteStore {
         stored.updated_at = now;
         let sql = AssertSqlSafe(format!(
             "INSERT INTO extensions ({EXTENSION_COLUMNS}) VALUES ({}) RETURNING id",
-            placeholders(19)
+            placeholders(EXTENSION_VALUES)
         ));
         let query = bind_extension(sqlx::query_scalar::<_, i64>(sql), &stored);
         match query.fetch_one(&self.writer).await {
@@ -244,7 +264,7 @@ impl SqliteStore {
             });
         }
         let now = unix_now();
-        let row = format!("({})", placeholders(19));
+        let row = format!("({})", placeholders(EXTENSION_VALUES));
         let mut tx = self.writer.begin().await?;
         let mut inserted = 0;
         for chunk in exts.chunks(BULK_CHUNK) {
@@ -312,7 +332,9 @@ impl SqliteStore {
             "UPDATE extensions SET number = ?, name = ?, email = ?, secret = ?, enabled = ?, \
              context = ?, transport = ?, codecs = ?, max_contacts = ?, remove_existing = ?, \
              qualify_frequency = ?, caller_id = ?, voicemail_enabled = ?, voicemail_pin = ?, \
-             allow_external = ?, is_admin = ?, notes = ?, updated_at = ? \
+             allow_external = ?, is_admin = ?, notes = ?, direct_media = ?, rtp_symmetric = ?, \
+             force_rport = ?, rewrite_contact = ?, dtmf_mode = ?, mailboxes = ?, \
+             subscribe_context = ?, device_state_busy_at = ?, pjsip_extra = ?, updated_at = ? \
              WHERE {by} = ? RETURNING id, created_at"
         ));
         let query = bind_extension_fields!(sqlx::query(sql), ext).bind(now);
@@ -621,7 +643,7 @@ fn create_dir(dir: &Path) -> Result<(), StoreError> {
     })
 }
 
-fn placeholders(n: usize) -> String {
+pub(super) fn placeholders(n: usize) -> String {
     let mut s = String::with_capacity(n * 3);
     for i in 0..n {
         if i > 0 {
@@ -632,7 +654,7 @@ fn placeholders(n: usize) -> String {
     s
 }
 
-/// Bind the 19 [`EXTENSION_COLUMNS`] values of `ext`, in order.
+/// Bind the 28 [`EXTENSION_COLUMNS`] values of `ext`, in order.
 fn bind_extension<'q, O>(
     query: sqlx::query::QueryScalar<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments>,
     ext: &'q Extension,
@@ -640,6 +662,18 @@ fn bind_extension<'q, O>(
     bind_extension_fields!(query, ext)
         .bind(ext.created_at)
         .bind(ext.updated_at)
+}
+
+/// Bind all [`EXTENSION_COLUMNS`] of `ext` with the given timestamps to a `query`.
+pub(super) fn bind_extension_row<'q>(
+    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    ext: &'q Extension,
+    created_at: i64,
+    updated_at: i64,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    bind_extension_fields!(query, ext)
+        .bind(created_at)
+        .bind(updated_at)
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -657,7 +691,7 @@ fn duplicate_or(e: sqlx::Error, number: &str) -> StoreError {
     }
 }
 
-fn extension_from_row(row: &SqliteRow) -> Result<Extension, StoreError> {
+pub(super) fn extension_from_row(row: &SqliteRow) -> Result<Extension, StoreError> {
     let codecs: String = row.try_get("codecs")?;
     Ok(Extension {
         id: row.try_get("id")?,
@@ -682,6 +716,15 @@ fn extension_from_row(row: &SqliteRow) -> Result<Extension, StoreError> {
         allow_external: row.try_get("allow_external")?,
         is_admin: row.try_get("is_admin")?,
         notes: row.try_get("notes")?,
+        direct_media: row.try_get("direct_media")?,
+        rtp_symmetric: row.try_get("rtp_symmetric")?,
+        force_rport: row.try_get("force_rport")?,
+        rewrite_contact: row.try_get("rewrite_contact")?,
+        dtmf_mode: row.try_get("dtmf_mode")?,
+        mailboxes: row.try_get("mailboxes")?,
+        subscribe_context: row.try_get("subscribe_context")?,
+        device_state_busy_at: row.try_get("device_state_busy_at")?,
+        pjsip_extra: super::pjsip::extra_from_json(&row.try_get::<String, _>("pjsip_extra")?),
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -717,8 +760,11 @@ mod tests {
         files.sort();
         let listed: Vec<&str> = MIGRATIONS.iter().map(|m| m.1).collect();
         assert_eq!(files, listed);
-        for (i, &(version, file, _)) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(version, i as i64 + 1);
+        // Strictly increasing; a gap is allowed (numbers are reserved per feature branch).
+        for pair in MIGRATIONS.windows(2) {
+            assert!(pair[0].0 < pair[1].0, "{} before {}", pair[0].1, pair[1].1);
+        }
+        for &(version, file, _) in MIGRATIONS {
             assert!(file.starts_with(&format!("{version:04}_")), "{file}");
         }
         let m = migrator();
