@@ -147,7 +147,9 @@ impl EndpointTracker {
                 self.update(aor, contact, contact_state(*status), rtt)
             }
             // Channel events are built by the runtime's call tracker.
-            PbxEvent::Call(_) => Vec::new(),
+            PbxEvent::Call(_) | PbxEvent::DeviceState { .. } | PbxEvent::Presence { .. } => {
+                Vec::new()
+            }
         }
     }
 }

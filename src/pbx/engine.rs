@@ -139,6 +139,19 @@ pub enum PersistOp {
 pub enum PbxEvent {
     /// A step of a call (channels, dials, bridge, hold, DTMF, hangup).
     Call(CallEvent),
+    /// The device state of an extension changed (from its registrations and calls; coalesced
+    /// per extension). `dnd`: do-not-disturb is set.
+    DeviceState {
+        extension: String,
+        state: super::presence::DeviceState,
+        dnd: bool,
+    },
+    /// The presence an extension set (REST, or its phone's PUBLISH) changed.
+    Presence {
+        extension: String,
+        status: super::presence::PresenceStatus,
+        note: Option<String>,
+    },
     Registered {
         aor: String,
         contact: String,
