@@ -55,6 +55,20 @@ pub trait ApiBackend: Send + Sync + 'static {
         let _ = (from_ms, to_ms);
         Box::pin(async { Err(BackendError::Unavailable("no CDR store".into())) })
     }
+    /// Every extension's presence.
+    fn presence(&self) -> BoxFut<'_, Vec<crate::pbx::engine::PresenceEntry>> {
+        Box::pin(async { Vec::new() })
+    }
+    /// Set an extension's presence; `NotFound` for an unknown extension.
+    fn set_presence<'a>(
+        &'a self,
+        extension: &'a str,
+        status: crate::pbx::presence::PresenceStatus,
+        note: Option<String>,
+    ) -> BoxFut<'a, Result<(), BackendError>> {
+        let _ = (status, note);
+        Box::pin(async move { Err(BackendError::NotFound(extension.to_string())) })
+    }
     /// Hang up a call by Call-ID; `NotFound` when there is none.
     fn hangup<'a>(&'a self, call_id: &'a str) -> BoxFut<'a, Result<(), BackendError>> {
         Box::pin(async move { Err(BackendError::NotFound(call_id.to_string())) })

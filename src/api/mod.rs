@@ -24,6 +24,7 @@ mod error;
 mod extensions;
 pub mod ispbx;
 pub mod jwt;
+mod presence;
 mod statistics;
 
 use std::future::Future;
@@ -79,6 +80,8 @@ pub fn router(backend: Arc<dyn ApiBackend>, cfg: ApiConfig) -> Router {
         .route("/api/status/detail", get(status_detail))
         .route("/api/cdr", get(cdr::list))
         .route("/api/statistics", get(statistics::get))
+        .route("/api/presence", get(presence::list))
+        .route("/api/presence/set", post(presence::set))
         .route("/api/calls", get(calls::list))
         .route("/api/calls/detail", get(calls::detail))
         .route("/api/calls/{id}", axum::routing::delete(calls::hangup_path))

@@ -156,6 +156,8 @@ pub struct ServerConfig {
     pub rtp_timeout: u32,
     /// Seconds a call rings before it is given up with 480 (`Dial(PJSIP/N,30)`).
     pub ring_timeout: u32,
+    /// SIP status a call to an extension in do-not-disturb gets (400–699; 486 Busy Here).
+    pub dnd_status: u16,
 }
 
 impl Default for ServerConfig {
@@ -169,6 +171,7 @@ impl Default for ServerConfig {
             local_net: Vec::new(),
             rtp_timeout: 60,
             ring_timeout: 30,
+            dnd_status: 486,
         }
     }
 }

@@ -114,6 +114,12 @@ fn server(c: &mut Checker, config: &Config) {
             ),
         );
     }
+    if !(400..700).contains(&s.dnd_status) {
+        c.err(
+            "server.dnd_status",
+            format!("must be a SIP failure status 400-699, not {}", s.dnd_status),
+        );
+    }
     if let Some(ip) = s.external_ip
         && ip.is_unspecified()
     {

@@ -393,9 +393,46 @@ pub(super) struct Calls {
     pending_cancel: HashMap<TxId, (Request, Peer)>,
     timers: std::collections::BinaryHeap<Reverse<(Instant, u64)>>,
     next_id: u64,
+    /// Extension → its calls (as caller or callee), for device state.
+    by_ext: HashMap<String, Vec<u64>>,
+}
+
+/// The calls of one extension, as device state and dialog-info see them.
+#[derive(Debug, Default)]
+pub(super) struct ExtCalls {
+    /// Calls ringing this extension's phone.
+    pub ringing: usize,
+    /// Calls this extension is on (dialling out or answered).
+    pub in_use: usize,
+    /// Of those, the ones its phone put on hold.
+    pub held: usize,
+    pub dialogs: Vec<crate::pbx::presence::DialogView>,
 }
 
 impl Calls {
+    fn index(&mut self, id: u64, exts: [&str; 2]) {
+        for e in exts {
+            self.by_ext.entry(e.to_owned()).or_default().push(id);
+        }
+    }
+
+    fn unindex(&mut self, id: u64, exts: [&str; 2]) {
+        for e in exts {
+            if let Some(v) = self.by_ext.get_mut(e) {
+                v.retain(|c| *c != id);
+                if v.is_empty() {
+                    self.by_ext.remove(e);
+                }
+            }
+        }
+    }
+
+    /// The caller and callee of a call.
+    pub(super) fn parties(&self, id: u64) -> Option<(String, String)> {
+        self.calls
+            .get(&id)
+            .map(|c| (c.caller.clone(), c.callee.clone()))
+    }
     pub(super) fn active(&self) -> usize {
         self.calls.len()
     }
@@ -466,7 +503,159 @@ impl Pbx {
     }
 
     fn call_event(&mut self, ev: CallEvent) {
+        let id = match &ev {
+            CallEvent::Started { call, .. }
+            | CallEvent::Dialing { call, .. }
+            | CallEvent::Ringing { call, .. }
+            | CallEvent::Answered { call, .. }
+            | CallEvent::BranchEnded { call, .. }
+            | CallEvent::Bridged { call }
+            | CallEvent::Hold { call, .. }
+            | CallEvent::Dtmf { call, .. }
+            | CallEvent::Ended { call, .. } => *call,
+        };
+        if !matches!(ev, CallEvent::Dtmf { .. })
+            && let Some((a, b)) = self.calls.parties(id)
+        {
+            self.mark_dirty(&a);
+            self.mark_dirty(&b);
+        }
         self.out.push_back(Output::Event(super::PbxEvent::Call(ev)));
+    }
+
+    /// The calls of `ext` (device state counts; dialog views only when `dialogs`).
+    pub(super) fn ext_calls(&self, ext: &str, dialogs: bool, host: &str, now_ms: u64) -> ExtCalls {
+        let mut out = ExtCalls::default();
+        let Some(ids) = self.calls.by_ext.get(ext) else {
+            return out;
+        };
+        for &id in ids {
+            let Some(c) = self.calls.calls.get(&id) else {
+                continue;
+            };
+            let originating_ring =
+                c.phase == Phase::Originating || (c.phase == Phase::Media && c.origin.is_some());
+            if c.caller == ext {
+                if originating_ring {
+                    out.ringing += 1;
+                } else {
+                    out.in_use += 1;
+                    if c.held[0] {
+                        out.held += 1;
+                    }
+                }
+            }
+            if c.callee == ext && c.caller != ext {
+                match c.phase {
+                    Phase::Ringing => out.ringing += 1,
+                    Phase::Answered => {
+                        out.in_use += 1;
+                        if c.held[1] {
+                            out.held += 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if dialogs {
+                out.dialogs.extend(self.call_dialogs(id, ext, host, now_ms));
+            }
+        }
+        out
+    }
+
+    /// The dialog-info views of call `id` seen from extension `ext`.
+    fn call_dialogs(
+        &self,
+        id: u64,
+        ext: &str,
+        host: &str,
+        now_ms: u64,
+    ) -> Vec<crate::pbx::presence::DialogView> {
+        use crate::pbx::presence::{DialogState, DialogView, Party};
+        let Some(c) = self.calls.calls.get(&id) else {
+            return Vec::new();
+        };
+        let party = |n: &str| Party {
+            uri: format!("sip:{n}@{host}"),
+            display: self
+                .directory
+                .get(n)
+                .map(|e| e.name.clone())
+                .filter(|s| !s.is_empty()),
+        };
+        let duration = c.answer.map(|a| now_ms.saturating_sub(a) / 1000);
+        let mut out = Vec::new();
+        if c.caller == ext {
+            let (state, initiator) = match c.phase {
+                Phase::Answered => (DialogState::Confirmed, true),
+                _ if c.origin.as_ref().is_some_and(|o| o.answered) => {
+                    (DialogState::Confirmed, false)
+                }
+                Phase::Originating | Phase::Media if c.origin.is_some() => {
+                    (DialogState::Early, false)
+                }
+                Phase::Media => (DialogState::Trying, true),
+                Phase::Ringing | Phase::Originating => {
+                    if c.branches.iter().any(|b| b.rang) {
+                        (DialogState::Early, true)
+                    } else {
+                        (DialogState::Proceeding, true)
+                    }
+                }
+            };
+            out.push(DialogView {
+                id: format!("{id}-a"),
+                call_id: c.a.call_id.clone(),
+                local_tag: c.a.invite.from().and_then(|f| f.tag().map(str::to_owned)),
+                remote_tag: Some(c.a.local_tag.clone()),
+                initiator,
+                state,
+                local: party(&c.caller),
+                remote: party(&c.callee),
+                held: c.held[0],
+                duration: if state == DialogState::Confirmed {
+                    duration
+                } else {
+                    None
+                },
+            });
+        }
+        if c.callee == ext && c.caller != ext {
+            let (state, branch) = match c.phase {
+                Phase::Answered => (
+                    DialogState::Confirmed,
+                    c.b.as_ref()
+                        .and_then(|b| c.branches.iter().find(|x| x.call_id == b.call_id)),
+                ),
+                Phase::Ringing => (
+                    DialogState::Early,
+                    c.branches
+                        .iter()
+                        .find(|b| b.final_status.is_none() && !b.cancelled),
+                ),
+                _ => return out,
+            };
+            if let Some(b) = branch {
+                out.push(DialogView {
+                    id: format!("{id}-b"),
+                    call_id: b.call_id.clone(),
+                    local_tag: b.to_tag.clone(),
+                    remote_tag: b.invite.from().and_then(|f| f.tag().map(str::to_owned)),
+                    initiator: false,
+                    state,
+                    local: party(&c.callee),
+                    remote: party(&c.caller),
+                    held: c.held[1],
+                    duration: if state == DialogState::Confirmed {
+                        duration
+                    } else {
+                        None
+                    },
+                });
+            }
+        }
+        out
     }
 
     fn started_event(&mut self, id: u64, originated: bool) {
@@ -546,6 +735,12 @@ impl Pbx {
             self.respond(now, tx, &req, 480, "Temporarily Unavailable", &[]);
             return;
         }
+        if self.refuses_calls(&callee) {
+            let status = self.cfg.dnd_status;
+            let reason = Response::default_reason(status);
+            self.respond(now, tx, &req, status, reason, &[warning("do not disturb")]);
+            return;
+        }
         if req.body.is_empty() {
             self.respond(
                 now,
@@ -622,6 +817,8 @@ impl Pbx {
             held: [false, false],
         };
         info!(call = id, caller = %call.caller, callee = %call.callee, "new call");
+        let (caller_for_index, callee_for_index) = (call.caller.clone(), call.callee.clone());
+        self.calls.index(id, [&caller_for_index, &callee_for_index]);
         self.calls.calls.insert(id, call);
         self.started_event(id, false);
         self.calls.dialogs.insert(call_id, (id, Leg::A));
@@ -972,6 +1169,7 @@ impl Pbx {
             held: [false, false],
         };
         info!(call = id, from, to, "originate: ringing the caller first");
+        self.calls.index(id, [from, to]);
         self.calls.calls.insert(id, call);
         self.started_event(id, true);
         self.calls.dialogs.insert(call_id.clone(), (id, Leg::A));
@@ -2475,9 +2673,23 @@ impl Pbx {
         cause: u16,
         by: HungUpBy,
     ) {
+        // The dialogs as they were, shown once more as terminated to the watchers.
+        if let Some((caller, callee)) = self.calls.parties(id) {
+            let now_ms = self.unix_ms(now);
+            let host = self.presence_host();
+            for ext in [caller, callee] {
+                let mut views = self.call_dialogs(id, &ext, &host, now_ms);
+                for v in &mut views {
+                    v.state = crate::pbx::presence::DialogState::Terminated;
+                    v.duration = None;
+                }
+                self.presence_call_ended(&ext, views);
+            }
+        }
         let Some(call) = self.calls.calls.remove(&id) else {
             return;
         };
+        self.calls.unindex(id, [&call.caller, &call.callee]);
         self.calls.dialogs.remove(&call.a.call_id);
         for b in call.branches {
             self.calls.dialogs.remove(&b.call_id);

@@ -19,13 +19,14 @@ use crate::sip::{HeaderName, Message, Method, Request, Response, parse_datagram}
 const A_PORT: u16 = 20000;
 const B_PORT: u16 = 20002;
 
-struct Harness {
-    pbx: Pbx,
-    now: Instant,
-    sent: Vec<(Peer, Bytes)>,
-    media: Vec<MediaCommand>,
-    cdrs: Vec<CallRecord>,
-    events: Vec<CallEvent>,
+pub(super) struct Harness {
+    pub(super) pbx: Pbx,
+    pub(super) now: Instant,
+    pub(super) sent: Vec<(Peer, Bytes)>,
+    pub(super) media: Vec<MediaCommand>,
+    pub(super) cdrs: Vec<CallRecord>,
+    pub(super) events: Vec<CallEvent>,
+    pub(super) states: Vec<(String, &'static str)>,
 }
 
 fn config() -> PbxConfig {
@@ -36,24 +37,24 @@ fn config() -> PbxConfig {
     }
 }
 
-fn alice() -> Peer {
+pub(super) fn alice() -> Peer {
     Peer::udp("192.0.2.10:5060".parse::<SocketAddr>().unwrap())
 }
-fn bob() -> Peer {
+pub(super) fn bob() -> Peer {
     Peer::udp("192.0.2.20:5060".parse::<SocketAddr>().unwrap())
 }
-fn bob2() -> Peer {
+pub(super) fn bob2() -> Peer {
     Peer::udp("192.0.2.21:5060".parse::<SocketAddr>().unwrap())
 }
 
-const A_SDP: &str = "v=0\r\no=alice 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
+pub(super) const A_SDP: &str = "v=0\r\no=alice 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
 m=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
 a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n";
-const B_SDP: &str = "v=0\r\no=bob 7 7 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\n\
+pub(super) const B_SDP: &str = "v=0\r\no=bob 7 7 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\n\
 m=audio 5000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
 
 impl Harness {
-    fn new(bob_ext: Extension) -> Harness {
+    pub(super) fn new(bob_ext: Extension) -> Harness {
         let now = Instant::now();
         let mut pbx = Pbx::new(config(), (now, 1_800_000_000_000));
         pbx.handle_command(
@@ -67,19 +68,20 @@ impl Harness {
             media: Vec::new(),
             cdrs: Vec::new(),
             events: Vec::new(),
+            states: Vec::new(),
         };
         h.drain();
         h
     }
 
-    fn with_both() -> Harness {
+    pub(super) fn with_both() -> Harness {
         let mut h = Harness::new(Extension::new("1002", "Bob", "secret1002"));
         h.register("1001", "secret1001", alice());
         h.register("1002", "secret1002", bob());
         h
     }
 
-    fn drain(&mut self) {
+    pub(super) fn drain(&mut self) {
         loop {
             let Some(o) = self.pbx.poll_output() else {
                 break;
@@ -99,22 +101,25 @@ impl Harness {
                 }
                 Output::Cdr(c) => self.cdrs.push(*c),
                 Output::Event(super::engine::PbxEvent::Call(e)) => self.events.push(e),
+                Output::Event(super::engine::PbxEvent::DeviceState {
+                    extension, state, ..
+                }) => self.states.push((extension, state.as_str())),
                 Output::Persist(_) | Output::Event(_) => {}
             }
         }
     }
 
-    fn input(&mut self, from: Peer, text: &str) {
+    pub(super) fn input(&mut self, from: Peer, text: &str) {
         self.pbx.handle_datagram(self.now, from, text.as_bytes());
         self.drain();
     }
 
-    fn send(&mut self, from: Peer, msg: Message) {
+    pub(super) fn send(&mut self, from: Peer, msg: Message) {
         self.pbx.handle_datagram(self.now, from, &msg.to_bytes());
         self.drain();
     }
 
-    fn advance(&mut self, d: Duration) {
+    pub(super) fn advance(&mut self, d: Duration) {
         let end = self.now + d;
         while let Some(t) = self.pbx.poll_timeout() {
             if t > end {
@@ -128,7 +133,7 @@ impl Harness {
     }
 
     /// Everything sent to `to` since the last take, parsed.
-    fn take_for(&mut self, to: Peer) -> Vec<Message> {
+    pub(super) fn take_for(&mut self, to: Peer) -> Vec<Message> {
         let mut out = Vec::new();
         self.sent.retain(|(p, b)| {
             if p.addr == to.addr {
@@ -146,7 +151,7 @@ impl Harness {
         out
     }
 
-    fn responses_for(&mut self, to: Peer) -> Vec<Response> {
+    pub(super) fn responses_for(&mut self, to: Peer) -> Vec<Response> {
         self.take_for(to)
             .into_iter()
             .filter_map(|m| match m {
@@ -156,7 +161,7 @@ impl Harness {
             .collect()
     }
 
-    fn requests_for(&mut self, to: Peer) -> Vec<Request> {
+    pub(super) fn requests_for(&mut self, to: Peer) -> Vec<Request> {
         self.take_for(to)
             .into_iter()
             .filter_map(|m| match m {
@@ -166,7 +171,7 @@ impl Harness {
             .collect()
     }
 
-    fn register(&mut self, user: &str, password: &str, peer: Peer) {
+    pub(super) fn register(&mut self, user: &str, password: &str, peer: Peer) {
         let reg = |branch: &str, cseq: u32, auth: Option<&str>| {
             let mut t = format!(
                 "REGISTER sip:test SIP/2.0\r\nVia: SIP/2.0/UDP {a};branch=z9hG4bK{branch}\r\n\
@@ -191,7 +196,7 @@ impl Harness {
 
     /// A dials `to` (challenge, authenticated INVITE). Returns the authenticated INVITE as sent
     /// and what A got back for it so far.
-    fn dial(&mut self, to: &str, sdp: &str, extra: &str) -> (String, Vec<Response>) {
+    pub(super) fn dial(&mut self, to: &str, sdp: &str, extra: &str) -> (String, Vec<Response>) {
         let first = invite(to, "i1", 1, None, sdp, extra);
         self.input(alice(), &first);
         let rs = self.responses_for(alice());
@@ -214,7 +219,7 @@ impl Harness {
     }
 
     /// A dials 1002; returns A's INVITE text and the INVITE that reached `callee`.
-    fn ring(&mut self, callee: Peer) -> (String, Request) {
+    pub(super) fn ring(&mut self, callee: Peer) -> (String, Request) {
         let (inv, rs) = self.dial("1002", A_SDP, "");
         assert_eq!(rs.iter().map(|r| r.status).collect::<Vec<_>>(), [100]);
         let b_inv = self
@@ -226,7 +231,7 @@ impl Harness {
     }
 
     /// A basic answered call; returns (A's INVITE, A's 200, B's INVITE, B's 200).
-    fn answered(&mut self) -> (String, Response, Request, Response) {
+    pub(super) fn answered(&mut self) -> (String, Response, Request, Response) {
         let (inv, b_inv) = self.ring(bob());
         let ok = reply(&b_inv, 200, "b1", Some(B_SDP));
         self.send(bob(), Message::Response(ok.clone()));
@@ -238,12 +243,12 @@ impl Harness {
     }
 }
 
-fn nonce_of(v: &str) -> String {
+pub(super) fn nonce_of(v: &str) -> String {
     let start = v.find("nonce=\"").unwrap() + 7;
     v[start..start + v[start..].find('"').unwrap()].to_string()
 }
 
-fn digest(user: &str, password: &str, nonce: &str, method: &str, uri: &str) -> String {
+pub(super) fn digest(user: &str, password: &str, nonce: &str, method: &str, uri: &str) -> String {
     let h1 = ha1(Algorithm::Md5, user, "test", password);
     let resp = expected_response(
         Algorithm::Md5,
@@ -261,7 +266,14 @@ fn digest(user: &str, password: &str, nonce: &str, method: &str, uri: &str) -> S
     )
 }
 
-fn invite(to: &str, branch: &str, cseq: u32, auth: Option<&str>, sdp: &str, extra: &str) -> String {
+pub(super) fn invite(
+    to: &str,
+    branch: &str,
+    cseq: u32,
+    auth: Option<&str>,
+    sdp: &str,
+    extra: &str,
+) -> String {
     let mut t = format!(
         "INVITE sip:{to}@test SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK{branch}\r\n\
          Max-Forwards: 70\r\nFrom: \"Alice\" <sip:1001@test>;tag=atag\r\nTo: <sip:{to}@test>\r\n\
@@ -278,7 +290,7 @@ fn invite(to: &str, branch: &str, cseq: u32, auth: Option<&str>, sdp: &str, extr
 }
 
 /// ACK for a non-2xx final response (same branch, RFC 3261 §17.1.1.3).
-fn ack_for(invite_text: &str, resp: &Response) -> String {
+pub(super) fn ack_for(invite_text: &str, resp: &Response) -> String {
     let inv = match parse_datagram(invite_text.as_bytes()).unwrap() {
         Message::Request(r) => r,
         _ => unreachable!(),
@@ -296,12 +308,12 @@ fn ack_for(invite_text: &str, resp: &Response) -> String {
 }
 
 /// ACK for a 2xx: a new branch.
-fn ack_2xx(invite_text: &str, resp: &Response) -> String {
+pub(super) fn ack_2xx(invite_text: &str, resp: &Response) -> String {
     ack_for(invite_text, resp).replacen("branch=z9hG4bK", "branch=z9hG4bKack", 1)
 }
 
 /// A phone's response to `req` (To tag, Contact, optional SDP).
-fn reply(req: &Request, status: u16, tag: &str, sdp: Option<&str>) -> Response {
+pub(super) fn reply(req: &Request, status: u16, tag: &str, sdp: Option<&str>) -> Response {
     let mut r = req.make_response(status, "");
     if !tag.is_empty() {
         r.set_to_tag(tag);
@@ -317,7 +329,7 @@ fn reply(req: &Request, status: u16, tag: &str, sdp: Option<&str>) -> Response {
 }
 
 /// A request inside the B-leg dialog, sent by Bob (he is the UAS: swap From/To).
-fn bob_request(
+pub(super) fn bob_request(
     method: &str,
     b_inv: &Request,
     b_ok: &Response,
@@ -347,7 +359,7 @@ fn bob_request(
 }
 
 /// A request inside the A-leg dialog, sent by Alice.
-fn alice_request(method: &str, a_ok: &Response, cseq: u32, sdp: Option<&str>) -> String {
+pub(super) fn alice_request(method: &str, a_ok: &Response, cseq: u32, sdp: Option<&str>) -> String {
     let to = a_ok.headers.get(&HeaderName::To).unwrap();
     let target = a_ok
         .headers
@@ -369,7 +381,7 @@ fn alice_request(method: &str, a_ok: &Response, cseq: u32, sdp: Option<&str>) ->
     )
 }
 
-fn sdp_of(body: &[u8]) -> String {
+pub(super) fn sdp_of(body: &[u8]) -> String {
     String::from_utf8(body.to_vec()).unwrap()
 }
 
@@ -1354,6 +1366,7 @@ fn external_ip_is_written_for_peers_outside_local_net() {
         media: Vec::new(),
         cdrs: Vec::new(),
         events: Vec::new(),
+        states: Vec::new(),
     };
     h.drain();
     // Alice (192.0.2.10) is inside 192.0.2.0/28; Bob (192.0.2.20) is outside.

@@ -24,17 +24,23 @@ use crate::sip::transaction::{
     ClientDisposition, ServerDisposition, TimerConfig, TransactionLayer, TxEvent, TxId, TxKey,
     TxMethod,
 };
-use crate::sip::{Contact, HeaderName, Message, Method, Request, Response, Scheme, parse_datagram};
+use crate::sip::{
+    Contact, HeaderName, Message, Method, NameAddr, Request, Response, Scheme, parse_datagram,
+};
 
 #[path = "call.rs"]
 pub mod call;
+#[path = "subscribe.rs"]
+pub mod subscribe;
 pub use call::{
     CallEvent, CallRecord, CallView, DEFAULT_RING_TIMEOUT, Disposition, HungUpBy, Leg,
     MediaCommand, MediaPorts, OriginateError,
 };
+pub use subscribe::{PresenceEntry, PresenceError};
 
 /// Methods Dialtone answers (Allow header).
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE";
+pub const ALLOW: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, SUBSCRIBE, NOTIFY, PUBLISH";
 
 /// Engine settings (from config.yml).
 #[derive(Debug, Clone)]
@@ -59,6 +65,8 @@ pub struct PbxConfig {
     pub external_ip: Option<IpAddr>,
     /// Networks reached directly; empty = private, loopback and link-local ranges.
     pub local_nets: Vec<ipnet::IpNet>,
+    /// What a call to an extension in do-not-disturb gets (486 Busy Here by default).
+    pub dnd_status: u16,
 }
 
 impl PbxConfig {
@@ -98,6 +106,7 @@ impl PbxConfig {
             ring_timeout: DEFAULT_RING_TIMEOUT,
             external_ip: None,
             local_nets: Vec::new(),
+            dnd_status: 486,
         }
     }
 }
@@ -214,6 +223,8 @@ pub struct Stats {
     pub active_calls: usize,
     /// Calls since start (ended + in progress).
     pub total_calls: u64,
+    /// Active SUBSCRIBE dialogs (BLF, presence, MWI).
+    pub subscriptions: usize,
 }
 
 #[derive(Debug, Default)]
@@ -315,6 +326,7 @@ pub struct Pbx {
     calls_ended: u64,
     parse_errors: u64,
     calls: call::Calls,
+    events: subscribe::Events,
 }
 
 impl Pbx {
@@ -341,6 +353,7 @@ impl Pbx {
             calls_ended: 0,
             parse_errors: 0,
             calls: call::Calls::default(),
+            events: subscribe::Events::default(),
         }
     }
 
@@ -381,6 +394,7 @@ impl Pbx {
             parse_errors: self.parse_errors,
             active_calls: self.calls.active(),
             total_calls: self.calls_ended + self.calls.active() as u64,
+            subscriptions: self.events.count(),
         }
     }
 
@@ -403,6 +417,7 @@ impl Pbx {
         to: &str,
     ) -> Result<(u64, String), OriginateError> {
         let r = self.originate(now, from, to);
+        self.flush_presence(now);
         self.drain_tx(now);
         r
     }
@@ -471,6 +486,8 @@ impl Pbx {
             }
         }
         self.drain_registrar(now);
+        self.flush_presence(now);
+        self.drain_tx(now);
     }
 
     /// One datagram (or one framed stream message) from `peer`.
@@ -479,8 +496,15 @@ impl Pbx {
             Ok(Message::Request(req)) => {
                 self.requests += 1;
                 self.handle_request(now, peer, req);
+                self.drain_registrar(now);
+                self.flush_presence(now);
+                self.drain_tx(now);
             }
-            Ok(Message::Response(resp)) => self.handle_response(now, peer, resp),
+            Ok(Message::Response(resp)) => {
+                self.handle_response(now, peer, resp);
+                self.flush_presence(now);
+                self.drain_tx(now);
+            }
             Err(e) => {
                 if matches!(e, crate::sip::ParseError::KeepAlive) {
                     return;
@@ -503,6 +527,8 @@ impl Pbx {
         self.drain_registrar(now);
         self.run_qualify(now);
         self.call_timeouts(now);
+        self.subscription_timeouts(now);
+        self.flush_presence(now);
         self.drain_tx(now);
         if now >= self.next_sweep {
             self.guard.sweep(now, self.cfg.auth_failure_window);
@@ -517,6 +543,7 @@ impl Pbx {
             self.registrar.poll_timeout(),
             self.qualify_queue.peek().map(|Reverse((t, _))| *t),
             self.calls.poll_timeout(),
+            self.events.poll_timeout(),
             Some(self.next_sweep),
         ]
         .into_iter()
@@ -663,16 +690,8 @@ impl Pbx {
             }
             Method::Ack => {}
             Method::Invite => self.handle_invite(now, peer, tx, req),
-            Method::Subscribe => {
-                self.respond(
-                    now,
-                    tx,
-                    &req,
-                    489,
-                    "Bad Event",
-                    &[(HeaderName::AllowEvents, String::new())],
-                );
-            }
+            Method::Subscribe => self.handle_subscribe(now, peer, tx, req),
+            Method::Publish => self.handle_publish(now, peer, tx, req),
             _ => {
                 self.respond(
                     now,
@@ -887,7 +906,10 @@ impl Pbx {
             self.drain_tx(now);
             return;
         }
-        if self.call_response(now, tx, disp, &resp) || resp.status < 200 {
+        if self.notify_response(now, tx, &resp)
+            || self.call_response(now, tx, disp, &resp)
+            || resp.status < 200
+        {
             self.drain_tx(now);
             return;
         }
@@ -1103,7 +1125,7 @@ impl Pbx {
                     if let Some(probe) = self.probes.remove(&tx) {
                         self.probing.remove(&probe.binding);
                         self.qualify_result(now, probe.binding, QualifyStatus::Unreachable, None);
-                    } else {
+                    } else if !self.notify_failed(tx) {
                         self.call_tx_failed(now, tx);
                     }
                 }
@@ -1112,6 +1134,7 @@ impl Pbx {
                         self.probing.remove(&probe.binding);
                     }
                     self.call_tx_terminated(tx);
+                    self.notify_tx_terminated(tx);
                 }
             }
         }
@@ -1126,6 +1149,7 @@ impl Pbx {
                     persist,
                 } => {
                     if new {
+                        self.mark_dirty(&record.aor);
                         info!(aor = %record.aor, contact = %record.contact, source = %record.source, "registered");
                         self.out.push_back(Output::Event(PbxEvent::Registered {
                             aor: record.aor.clone(),
@@ -1155,6 +1179,7 @@ impl Pbx {
                     ..
                 } => {
                     info!(%aor, %contact, ?reason, "unregistered");
+                    self.mark_dirty(&aor);
                     self.out.push_back(Output::Persist(PersistOp::Delete {
                         aor: aor.clone(),
                         contact: contact.clone(),
@@ -1168,6 +1193,12 @@ impl Pbx {
             }
         }
     }
+}
+
+/// The URI of a request's Contact header.
+pub(crate) fn call_contact(req: &Request) -> Option<String> {
+    let c = req.headers.get(&HeaderName::Contact)?;
+    NameAddr::parse(c).ok().map(|n| n.uri.to_string())
 }
 
 fn parse_peer(source: &str, transport: &str) -> Peer {

@@ -1,5 +1,5 @@
 //! PBX logic (sans-IO): the extension directory, the registrar, calls (the B2BUA in
-//! [`engine::call`]), later presence.
+//! [`engine::call`]), presence and BLF ([`engine::subscribe`], [`presence`]).
 
 pub mod cause;
 pub mod directory;
@@ -14,3 +14,5 @@ pub use engine::Pbx;
 mod call_tests;
 #[cfg(test)]
 mod engine_tests;
+#[cfg(test)]
+mod subscribe_tests;

@@ -151,6 +151,29 @@ impl ApiBackend for Backend {
         })
     }
 
+    fn presence(&self) -> BoxFut<'_, Vec<crate::pbx::engine::PresenceEntry>> {
+        Box::pin(async move { self.core.presence().await })
+    }
+
+    fn set_presence<'a>(
+        &'a self,
+        extension: &'a str,
+        status: crate::pbx::presence::PresenceStatus,
+        note: Option<String>,
+    ) -> BoxFut<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            match self
+                .core
+                .set_presence(extension.to_owned(), status, note)
+                .await
+            {
+                Some(true) => Ok(()),
+                Some(false) => Err(BackendError::NotFound(extension.to_owned())),
+                None => Err(BackendError::Unavailable("core stopped".into())),
+            }
+        })
+    }
+
     fn cdr_summary(
         &self,
         from_ms: i64,

@@ -15,9 +15,10 @@ use tracing::{debug, error, warn};
 use super::media_bridge::BridgeMsg;
 use super::sip_io::{self, ConnWriter, TcpSettings, WriteError};
 use crate::pbx::Pbx;
-use crate::pbx::engine::{CallRecord, CallView, HungUpBy, OriginateError};
+use crate::pbx::engine::{CallRecord, CallView, HungUpBy, OriginateError, PresenceEntry};
 use crate::pbx::engine::{Command, ContactView, MediaCommand, Output, PbxEvent, PersistOp, Stats};
 use crate::pbx::peer::{ConnId, Peer, Proto};
+use crate::pbx::presence::PresenceStatus;
 use crate::store::{BindingOp, CdrRow};
 
 /// The stored form of a finished call.
@@ -51,8 +52,9 @@ pub fn cdr_row(r: &CallRecord) -> CdrRow {
     }
 }
 
-/// Messages into the core task.
+/// Messages into the core task (per message or per API call, never per packet).
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum CoreMsg {
     /// A framed SIP message from a stream connection.
     Inbound {
@@ -81,6 +83,17 @@ pub enum CoreMsg {
     },
     Calls {
         reply: oneshot::Sender<Vec<CallView>>,
+    },
+    /// Every extension's presence.
+    PresenceList {
+        reply: oneshot::Sender<Vec<PresenceEntry>>,
+    },
+    /// Set an extension's presence; replies false for an unknown extension.
+    SetPresence {
+        extension: String,
+        status: PresenceStatus,
+        note: Option<String>,
+        reply: oneshot::Sender<bool>,
     },
     /// Hang up the call whose Call-ID (or engine id) is `key`; replies whether it existed.
     Hangup {
@@ -146,6 +159,35 @@ impl CoreHandle {
             return false;
         }
         rx.await.unwrap_or(false)
+    }
+
+    /// Every extension's presence (empty when the core is gone).
+    pub async fn presence(&self) -> Vec<PresenceEntry> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(CoreMsg::PresenceList { reply }).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Set presence; None when the core is gone, Some(false) for an unknown extension.
+    pub async fn set_presence(
+        &self,
+        extension: String,
+        status: PresenceStatus,
+        note: Option<String>,
+    ) -> Option<bool> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(CoreMsg::SetPresence {
+                extension,
+                status,
+                note,
+                reply,
+            })
+            .await
+            .ok()?;
+        rx.await.ok()
     }
 
     /// Click-to-dial; None when the core is gone.
@@ -306,6 +348,18 @@ impl Core {
             }
             CoreMsg::Calls { reply } => {
                 let _ = reply.send(self.pbx.calls());
+            }
+            CoreMsg::PresenceList { reply } => {
+                let _ = reply.send(self.pbx.presence_list(now));
+            }
+            CoreMsg::SetPresence {
+                extension,
+                status,
+                note,
+                reply,
+            } => {
+                let ok = self.pbx.set_presence(now, &extension, status, note).is_ok();
+                let _ = reply.send(ok);
             }
             CoreMsg::Originate { from, to, reply } => {
                 let _ = reply.send(self.pbx.originate_call(now, &from, &to));

@@ -216,6 +216,7 @@ impl Server {
             ring_timeout: Duration::from_secs(u64::from(cfg.server.ring_timeout.max(1))),
             external_ip: cfg.server.external_ip,
             local_nets: cfg.server.local_net.clone(),
+            dnd_status: cfg.server.dnd_status,
         };
         let mut pbx = Pbx::new(pcfg, epoch);
         pbx.handle_command(now, Command::LoadDirectory(extensions));
