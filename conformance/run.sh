@@ -151,6 +151,28 @@ else
   echo "  skipped: ../shared/bench/scenarios not found"
 fi
 
+echo "== BLF: a sipp watcher SUBSCRIBEs to dialog of 3099 while a sipp call rings and answers it"
+if [ -f "$KIT/uac_auth.xml" ] && [ -f "$KIT/uas.xml" ]; then
+  W_PORT=$(free_port)
+  sed -n '1p;2p' "$WORK/users.csv" > "$WORK/watcher.csv"
+  (cd "$WORK" && exec timeout 60 sipp "127.0.0.1:$SIP_PORT" -sf "$HERE/sipp/blf_watcher.xml" -inf "$WORK/watcher.csv" \
+     -key domain 127.0.0.1 -s 3099 -i 127.0.0.1 -p "$W_PORT" -t u1 -m 1 -timeout 50s -nostdin -trace_err -trace_msg \
+     -message_file "$WORK/blf_msgs.log" >"$WORK/sipp_blf.out" 2>&1) &
+  W_PID=$!
+  # Wait (bounded) for the first NOTIFY: the subscription is in place before the call.
+  for _ in $(seq 100); do grep -q "NOTIFY sip:" "$WORK/blf_msgs.log" 2>/dev/null && break; sleep 0.1; done
+  grep -q "NOTIFY sip:" "$WORK/blf_msgs.log" || { kill "$W_PID" 2>/dev/null; fail "no initial NOTIFY for the BLF watcher (see sipp_blf.out)"; }
+  (cd "$WORK" && exec timeout 60 sipp -sf "$KIT/uas.xml" -i 127.0.0.1 -p "$UAS_PORT" -mi 127.0.0.1 -mp "$UAS_MP" -t u1 \
+     -nostdin -timeout 55s >"$WORK/sipp_uas_blf.out" 2>&1) &
+  UAS_PID=$!
+  (cd "$WORK" && timeout 60 sipp "127.0.0.1:$SIP_PORT" -sf "$KIT/uac_auth.xml" -inf "$WORK/callers.csv" -key domain 127.0.0.1 \
+     -s 3099 -i 127.0.0.1 -p 0 -mi 127.0.0.1 -mp "$UAC_MP" -t u1 -m 1 -d 500 -timeout 50s -nostdin \
+     >"$WORK/sipp_call_blf.out" 2>&1) || { kill "$UAS_PID" "$W_PID" 2>/dev/null; fail "call for the BLF check"; }
+  kill "$UAS_PID" 2>/dev/null; wait "$UAS_PID" 2>/dev/null || true
+  wait "$W_PID" || fail "BLF watcher: NOTIFY states not idle -> early -> confirmed -> terminated (see sipp_blf.out, blf_msgs.log)"
+  echo "  NOTIFY states in order: idle, early, confirmed, terminated; unsubscribe -> terminated"
+fi
+
 echo "== RFC 4475 torture messages over UDP"
 python3 "$HERE/torture.py" 127.0.0.1 "$SIP_PORT" "$HERE/rfc4475" || fail "torture run"
 kill -0 "$PID" || fail "server died during the torture run"

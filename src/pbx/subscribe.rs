@@ -225,7 +225,8 @@ fn accepts(ranges: &[String], ct: &str) -> bool {
 fn dialogs_hash(d: &[DialogView]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for v in d {
-        (&v.id, v.state, v.held, &v.remote_tag, &v.local_tag).hash(&mut h);
+        // State changes only: a tag arriving with a 180 is not news to a lamp.
+        (&v.id, v.state, v.held).hash(&mut h);
     }
     h.finish()
 }
