@@ -854,6 +854,12 @@ impl Pbx {
             self.drain_tx(now);
             return;
         }
+        // Seed what watchers have seen (before this one is listed: it gets the full state
+        // below), so the next change is measured against now.
+        if !self.events.seen.contains_key(&resource) {
+            self.mark_dirty(&resource);
+            self.flush_presence(now);
+        }
         self.events.by_dialog.insert((call_id, local_tag), id);
         self.events
             .watchers
@@ -863,11 +869,6 @@ impl Pbx {
         self.events
             .timers
             .push(Reverse((now + Duration::from_secs(u64::from(expires)), id)));
-        // Seed what watchers have seen so the first change is measured against now.
-        if !self.events.seen.contains_key(&resource) {
-            self.mark_dirty(&resource);
-            self.flush_presence(now);
-        }
         self.send_notify(now, id, None, None);
         self.drain_tx(now);
     }
