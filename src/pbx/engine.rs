@@ -681,6 +681,10 @@ impl Pbx {
                     (HeaderName::Accept, "application/sdp".to_string()),
                     // The option tags honoured in a Require header (see `precheck`).
                     (HeaderName::Supported, "timer".to_string()),
+                    (
+                        HeaderName::AllowEvents,
+                        subscribe::ALLOW_EVENTS.to_string(),
+                    ),
                 ];
                 self.respond(now, tx, &req, 200, "OK", &extra);
             }
