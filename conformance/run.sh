@@ -37,6 +37,8 @@ api:
   tokens: ["$TOKEN"]
 ami:
   enabled: false
+compat_api:
+  enabled: false
 database:
   url: "sqlite://$WORK/dialtone.db"
 sip:

@@ -103,6 +103,7 @@ pub async fn start(
     started_unix_ms: i64,
     udp_addr: SocketAddr,
     tcp_addr: Option<SocketAddr>,
+    pjsip: Arc<super::pjsip_reload::PjsipReloader>,
 ) -> std::io::Result<AmiServer> {
     let addr = SocketAddr::new(cfg.ami.host, cfg.ami.port);
     let listener = TcpListener::bind(addr).await?;
@@ -143,6 +144,7 @@ pub async fn start(
             cfg.registrar.default_expires,
         ),
         transports,
+        pjsip,
     });
     // Subscribe before the accept loop so no engine event is missed.
     let engine_events = core.subscribe();
@@ -293,6 +295,8 @@ struct Backend {
     /// min, max, default expiration.
     registrar: (u32, u32, u32),
     transports: Vec<Transport>,
+    /// `pjsip reload` re-reads the pjsip.conf (when Dialtone runs from one).
+    pjsip: Arc<super::pjsip_reload::PjsipReloader>,
 }
 
 fn kv(pairs: &[(&str, String)]) -> Vec<(String, String)> {
@@ -728,15 +732,18 @@ impl AmiBackend for Backend {
                 None | Some("res_pjsip.so") | Some("pbx_config.so") | Some("chan_pjsip.so")
             );
             if reload_directory {
-                let list = self
-                    .store
-                    .list_extensions()
-                    .await
-                    .map_err(|_| ControlError::Failed)?;
-                info!(extensions = list.len(), ?module, "AMI reload");
-                self.core
-                    .command(crate::pbx::engine::Command::LoadDirectory(list))
-                    .await;
+                // Re-reads pjsip.conf (when configured), else the store; NAT re-applied.
+                let report = self.pjsip.reload().await.map_err(|e| {
+                    warn!(error = %e, "pjsip reload failed");
+                    ControlError::ReloadFailed(format!("Unable to reload pjsip.conf: {e}"))
+                })?;
+                info!(
+                    ?module,
+                    added = report.added,
+                    changed = report.changed,
+                    removed = report.removed,
+                    "AMI reload"
+                );
             }
             *self.last_reload.lock().unwrap_or_else(|p| p.into_inner()) = unix_now();
             let name = module.as_deref().unwrap_or("All");

@@ -8,6 +8,7 @@ pub mod backend;
 pub mod core;
 pub mod media_bridge;
 pub mod media_io;
+pub mod pjsip_reload;
 pub mod sip_io;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdp};
@@ -49,6 +50,13 @@ pub enum RuntimeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot bind the compat API {addr}: {source}")]
+    BindCompatApi {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("pjsip.config_file: {0}")]
+    Pjsip(String),
     #[error("cannot bind AMI {addr}: {source}")]
     BindAmi {
         addr: SocketAddr,
@@ -137,8 +145,29 @@ impl Server {
     pub async fn start(cfg: &Config) -> Result<Server, RuntimeError> {
         let store = Store::open(cfg.database.url()).await?;
 
+        // Running from a pjsip.conf: it is the source of truth (extensions[] is not seeded).
+        let pjsip_file = cfg.pjsip.config_file.as_ref().map(std::path::PathBuf::from);
+        if let Some(file) = &pjsip_file {
+            let report = pjsip_reload::PjsipReloader::import_file(&store, file)
+                .await
+                .map_err(|e| RuntimeError::Pjsip(e.to_string()))?;
+            for w in &report.warnings {
+                warn!("{w}");
+            }
+            info!(
+                file = %file.display(),
+                added = report.added,
+                changed = report.changed,
+                removed = report.removed,
+                "pjsip.conf imported"
+            );
+        }
         // Seed extensions[] per extensions_seed_mode; never overwrites an edited extension.
-        let seeds = cfg.seed_extensions();
+        let seeds = if pjsip_file.is_some() {
+            Vec::new()
+        } else {
+            cfg.seed_extensions()
+        };
         if !seeds.is_empty() {
             let report = store
                 .seed_extensions(&seeds, cfg.extensions_seed_mode)
@@ -215,6 +244,7 @@ impl Server {
             nonce_lifetime: cfg.registrar.nonce_lifetime(),
             ring_timeout: Duration::from_secs(u64::from(cfg.server.ring_timeout.max(1))),
             external_ip: cfg.server.external_ip,
+            external_media_ip: None,
             local_nets: cfg.server.local_net.clone(),
         };
         let mut pbx = Pbx::new(pcfg, epoch);
@@ -324,11 +354,27 @@ impl Server {
             tokio::spawn(sip_io::accept_loop(l, handle.sender(), tcp_settings));
         }
 
+        // pjsip.conf reloads and NAT settings (pjsip transports over config.yml's).
+        let reloader = Arc::new(pjsip_reload::PjsipReloader::new(
+            store.clone(),
+            handle.clone(),
+            pjsip_file,
+            pjsip_reload::Nat {
+                external_ip: cfg.server.external_ip,
+                external_media_ip: None,
+                local_nets: cfg.server.local_net.clone(),
+            },
+        ));
+        if let Err(e) = reloader.apply_nat().await {
+            warn!(error = %e, "NAT settings from the store not applied");
+        }
+
         // Directory changes made by other processes (the `dialtone extension` CLI).
         let watcher_task = tokio::spawn(backend::watch_directory(
             store.clone(),
             handle.clone(),
             directory_version,
+            reloader.clone(),
         ));
 
         // REST API.
@@ -369,6 +415,7 @@ impl Server {
                     epoch.1,
                     udp_addr,
                     tcp_addr,
+                    reloader.clone(),
                 )
                 .await
                 .map_err(|source| RuntimeError::BindAmi { addr, source })?,

@@ -4,5 +4,6 @@ mod ami;
 mod api;
 mod calls;
 mod cli;
+mod pjsip;
 mod register;
 mod support;
