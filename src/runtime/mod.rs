@@ -5,6 +5,7 @@
 
 pub mod ami_io;
 pub mod backend;
+pub mod compat;
 pub mod core;
 pub mod media_bridge;
 pub mod media_io;
@@ -78,6 +79,9 @@ pub struct Server {
     writer_task: JoinHandle<()>,
     api_stop: Option<oneshot::Sender<()>>,
     api_task: Option<JoinHandle<()>>,
+    compat_addr: Option<SocketAddr>,
+    compat_stop: Option<oneshot::Sender<()>>,
+    compat_task: Option<JoinHandle<()>>,
     watcher_task: JoinHandle<()>,
     store: Store,
     relay: media_io::MediaRelay,
@@ -425,7 +429,58 @@ impl Server {
         };
         let ami_addr = ami.as_ref().map(|a| a.addr());
 
-        info!(%udp_addr, ?tcp_addr, ?api_addr, ?ami_addr, realm = %cfg.sip.realm, "listening");
+        // The compat listener: RayanPBX + ISPBX v1 APIs (port 8000 by default).
+        let (compat_addr, compat_stop, compat_task) = if cfg.compat_api.enabled {
+            let addr = SocketAddr::new(cfg.compat_api.host, cfg.compat_api.port);
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| RuntimeError::BindCompatApi { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| RuntimeError::BindCompatApi { addr, source })?;
+            let api_backend = Arc::new(backend::Backend::new(
+                store.clone(),
+                handle.clone(),
+                epoch.1,
+            ));
+            let console = ami_io::console(
+                cfg,
+                handle.clone(),
+                store.clone(),
+                epoch.1,
+                udp_addr,
+                tcp_addr,
+                ami.as_ref().map(|a| a.publisher()),
+                reloader.clone(),
+            );
+            let compat = Arc::new(compat::Compat {
+                store: store.clone(),
+                ami: console,
+                reloader: reloader.clone(),
+            });
+            let router = api::compat::router(
+                api_backend,
+                compat,
+                api::CompatConfig {
+                    api: backend::api_config(cfg),
+                    ispbx_public: cfg.compat_api.ispbx_public,
+                },
+            );
+            let (stop_tx, stop_rx) = oneshot::channel::<()>();
+            let task = tokio::spawn(async move {
+                let stop = async {
+                    let _ = stop_rx.await;
+                };
+                if let Err(e) = api::serve(listener, router, stop).await {
+                    warn!(error = %e, "compat API server stopped");
+                }
+            });
+            (Some(bound), Some(stop_tx), Some(task))
+        } else {
+            (None, None, None)
+        };
+
+        info!(%udp_addr, ?tcp_addr, ?api_addr, ?ami_addr, ?compat_addr, realm = %cfg.sip.realm, "listening");
         Ok(Server {
             udp_addr,
             tcp_addr,
@@ -435,6 +490,9 @@ impl Server {
             writer_task,
             api_stop,
             api_task,
+            compat_addr,
+            compat_stop,
+            compat_task,
             watcher_task,
             store,
             relay,
@@ -453,6 +511,11 @@ impl Server {
 
     pub fn api_addr(&self) -> Option<SocketAddr> {
         self.api_addr
+    }
+
+    /// Where the compat API (RayanPBX + ISPBX) listens (when `compat_api.enabled`).
+    pub fn compat_addr(&self) -> Option<SocketAddr> {
+        self.compat_addr
     }
 
     pub fn handle(&self) -> CoreHandle {
@@ -477,6 +540,12 @@ impl Server {
             let _ = stop.send(());
         }
         if let Some(t) = self.api_task {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        if let Some(stop) = self.compat_stop {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.compat_task {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
         self.watcher_task.abort();

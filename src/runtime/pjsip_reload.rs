@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use super::core::CoreHandle;
 use crate::pbx::engine::Command;
 use crate::pjsip_conf::model::{self, Transport};
-use crate::pjsip_conf::{ImportModel, PjsipObject, parse};
+use crate::pjsip_conf::{ImportModel, PjsipObject, parse, parse_local_net};
 use crate::store::{FsConfSource, Store};
 
 /// Why a reload failed (nothing was changed).
@@ -102,24 +102,6 @@ impl NatKeys {
         }
         k
     }
-}
-
-/// Parse a pjsip `local_net` value: `10.0.0.0/8`, `10.0.0.0/255.0.0.0` or a bare address.
-pub fn parse_local_net(s: &str) -> Option<ipnet::IpNet> {
-    let s = s.trim();
-    if let Ok(n) = s.parse::<ipnet::IpNet>() {
-        return Some(n.trunc());
-    }
-    if let Ok(ip) = s.parse::<IpAddr>() {
-        return Some(ipnet::IpNet::from(ip));
-    }
-    let (addr, mask) = s.split_once('/')?;
-    let addr: std::net::Ipv4Addr = addr.trim().parse().ok()?;
-    let mask: std::net::Ipv4Addr = mask.trim().parse().ok()?;
-    let prefix = ipnet::ipv4_mask_to_prefix(mask).ok()?;
-    ipnet::Ipv4Net::new(addr, prefix)
-        .ok()
-        .map(|n| ipnet::IpNet::V4(n.trunc()))
 }
 
 /// An external address: an IP literal, else a host name resolved now (Asterisk resolves them
