@@ -4,6 +4,7 @@ mod ami;
 mod api;
 mod calls;
 mod cli;
+mod compat;
 mod pjsip;
 mod register;
 mod support;

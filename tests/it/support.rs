@@ -110,6 +110,14 @@ extensions:
             .expect("api enabled")
     }
 
+    pub fn compat(&self) -> SocketAddr {
+        self.server
+            .as_ref()
+            .unwrap()
+            .compat_addr()
+            .expect("compat api enabled")
+    }
+
     /// Graceful stop; the temp dir (and its database) stays for a restart.
     pub async fn stop(mut self) -> tempfile::TempDir {
         self.server
