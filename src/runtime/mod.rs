@@ -82,6 +82,7 @@ pub struct Server {
     compat_addr: Option<SocketAddr>,
     compat_stop: Option<oneshot::Sender<()>>,
     compat_task: Option<JoinHandle<()>>,
+    reloader: Arc<pjsip_reload::PjsipReloader>,
     watcher_task: JoinHandle<()>,
     store: Store,
     relay: media_io::MediaRelay,
@@ -493,6 +494,7 @@ impl Server {
             compat_addr,
             compat_stop,
             compat_task,
+            reloader,
             watcher_task,
             store,
             relay,
@@ -516,6 +518,13 @@ impl Server {
     /// Where the compat API (RayanPBX + ISPBX) listens (when `compat_api.enabled`).
     pub fn compat_addr(&self) -> Option<SocketAddr> {
         self.compat_addr
+    }
+
+    /// `pjsip reload`: re-read `pjsip.config_file` (when set) and apply the difference.
+    pub async fn pjsip_reload(
+        &self,
+    ) -> Result<pjsip_reload::ReloadReport, pjsip_reload::ReloadError> {
+        self.reloader.reload().await
     }
 
     pub fn handle(&self) -> CoreHandle {
