@@ -132,6 +132,7 @@ impl Errors {
         self.0.contains_key(field)
     }
 
+    #[allow(clippy::result_large_err)]
     fn into_result(self) -> Result<(), Response> {
         if self.0.is_empty() {
             Ok(())
@@ -531,6 +532,7 @@ fn registration_status(e: &Extension, contacts: &[&ContactInfo]) -> Value {
     })
 }
 
+#[allow(clippy::result_large_err)]
 async fn find_by_id(st: &CompatState, id: &str) -> Result<Extension, Response> {
     let Ok(n) = id.parse::<i64>() else {
         return Err(not_found_model(id));

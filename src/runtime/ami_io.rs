@@ -895,10 +895,8 @@ pub async fn run_command(
             let mut text = lines.join("\n");
             if !lines.is_empty() {
                 text.push('\n');
-            } else if !ok {
-                if let Some(msg) = m.iter().find_map(|l| l.strip_prefix("Message: ")) {
-                    text = format!("{msg}\n");
-                }
+            } else if !ok && let Some(msg) = m.iter().find_map(|l| l.strip_prefix("Message: ")) {
+                text = format!("{msg}\n");
             }
             let _ = s
                 .write_all(b"Action: Logoff\r\nActionID: cli-bye\r\n\r\n")

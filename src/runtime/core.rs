@@ -53,6 +53,7 @@ pub fn cdr_row(r: &CallRecord) -> CdrRow {
 
 /// Messages into the core task.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum CoreMsg {
     /// A framed SIP message from a stream connection.
     Inbound {
