@@ -37,6 +37,8 @@ api:
   tokens: ["$TOKEN"]
 ami:
   enabled: false
+compat_api:
+  enabled: false
 database:
   url: "sqlite://$WORK/dialtone.db"
 sip:
@@ -103,6 +105,7 @@ PY
 
 echo "== sipp call: uac_auth (3000..3009) -> Dialtone (407 on every INVITE, relay) -> uas registered as 3099"
 KIT="$ROOT/../shared/bench/scenarios"
+[ -d "$KIT" ] || KIT="/work/shared/bench/scenarios"  # a git worktree sits one level deeper
 if [ -f "$KIT/uac_auth.xml" ] && [ -f "$KIT/uas.xml" ]; then
   UAS_PORT=$(free_port); UAS_MP=$(free_port); UAC_MP=$(free_port)
   printf 'SEQUENTIAL\n3099;secret3099;[authentication username=3099 password=secret3099]\n' > "$WORK/callee.csv"
@@ -183,4 +186,106 @@ for _ in $(seq 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$PID" 2>/dev/null; then fail "server did not stop within 10 s of SIGTERM"; fi
 wait "$PID"; rc=$?; PID=""
 [ $rc -eq 0 ] || fail "server exit code $rc"
+echo "== pjsip.conf: import at start-up, sipp REGISTER with the file's passwords, a call, pjsip reload"
+P_SIP=$(free_port); P_API=$(free_port); P_AMI=$(free_port); P_COMPAT=$(free_port)
+{
+  printf '[transport-udp]\ntype=transport\nprotocol=udp\nbind=0.0.0.0:5060\n'
+  for n in 4001 4002; do
+    printf '\n[%s]\ntype=endpoint\ncontext=from-internal\ndisallow=all\nallow=alaw,ulaw\nauth=%s\naors=%s\n' "$n" "$n" "$n"
+    printf '\n[%s]\ntype=auth\nauth_type=userpass\nusername=%s\npassword=pj-%s-Secret\n' "$n" "$n" "$n"
+    printf '\n[%s]\ntype=aor\nmax_contacts=1\n' "$n"
+  done
+} > "$WORK/pjsip.conf"
+cat > "$WORK/pjsip.yml" <<YML
+server:
+  sip_host: 127.0.0.1
+  sip_port: $P_SIP
+api:
+  host: 127.0.0.1
+  port: $P_API
+  tokens: ["$TOKEN"]
+ami:
+  enabled: true
+  host: 127.0.0.1
+  port: $P_AMI
+  users:
+    - { username: admin, secret: conformance-ami-secret }
+compat_api:
+  enabled: true
+  host: 127.0.0.1
+  port: $P_COMPAT
+pjsip:
+  config_file: "$WORK/pjsip.conf"
+database:
+  url: "sqlite://$WORK/pjsip.db"
+sip:
+  realm: conformance
+extensions: []
+YML
+"$SUBJECT_BIN" serve --config "$WORK/pjsip.yml" >"$WORK/dialtone-pjsip.log" 2>&1 &
+PID=$!
+for _ in $(seq 100); do
+  if python3 - "$P_API" <<'PY' 2>/dev/null; then break; fi
+import sys, urllib.request
+urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/health", timeout=1).read()
+PY
+  kill -0 "$PID" 2>/dev/null || fail "server (pjsip.conf) exited at start-up: $(tail -5 "$WORK/dialtone-pjsip.log")"
+  sleep 0.1
+done
+# The credentials come from the file's auth sections.
+python3 - "$WORK/pjsip.conf" "$WORK" <<'PY' || fail "reading pjsip.conf"
+import re, sys
+text = open(sys.argv[1]).read()
+auths = {}
+for sec in re.split(r"\n(?=\[)", text):
+    if "type=auth" in sec:
+        u = re.search(r"^username=(.*)$", sec, re.M).group(1)
+        p = re.search(r"^password=(.*)$", sec, re.M).group(1)
+        auths[u] = p
+for u in ("4001", "4002"):
+    with open(f"{sys.argv[2]}/pj_{u}.csv", "w") as f:
+        p = auths[u]
+        f.write(f"SEQUENTIAL\n{u};{p};[authentication username={u} password={p}];x\n")
+PY
+PJ_CALLER_PORT=$(free_port); PJ_UAS_PORT=$(free_port); PJ_UAS_MP=$(free_port); PJ_UAC_MP=$(free_port)
+for pair in "4001:$PJ_CALLER_PORT" "4002:$PJ_UAS_PORT"; do
+  u=${pair%%:*}; port=${pair##*:}
+  (cd "$WORK" && timeout 30 sipp "127.0.0.1:$P_SIP" -sf "$HERE/sipp/reg_auth.xml" -inf "$WORK/pj_$u.csv" -key domain 127.0.0.1 \
+     -key expires 600 -i 127.0.0.1 -p "$port" -t u1 -m 1 -timeout 20s -nostdin >"$WORK/sipp_pj_reg_$u.out" 2>&1) \
+     || fail "REGISTER $u with the password from pjsip.conf"
+done
+echo "  4001 and 4002 registered with the passwords from pjsip.conf"
+if [ -f "$KIT/uac_auth.xml" ] && [ -f "$KIT/uas.xml" ]; then
+  (cd "$WORK" && exec timeout 40 sipp -sf "$KIT/uas.xml" -i 127.0.0.1 -p "$PJ_UAS_PORT" -mi 127.0.0.1 -mp "$PJ_UAS_MP" -t u1 \
+     -nostdin -timeout 35s >"$WORK/sipp_pj_uas.out" 2>&1) &
+  UAS_PID=$!
+  (cd "$WORK" && timeout 40 sipp "127.0.0.1:$P_SIP" -sf "$KIT/uac_auth.xml" -inf "$WORK/pj_4001.csv" -key domain 127.0.0.1 \
+     -s 4002 -i 127.0.0.1 -p "$PJ_CALLER_PORT" -mi 127.0.0.1 -mp "$PJ_UAC_MP" -t u1 -m 3 -r 3 -l 3 -d 200 -timeout 30s -nostdin \
+     -trace_err >"$WORK/sipp_pj_calls.out" 2>&1) || { kill "$UAS_PID" 2>/dev/null; fail "calls 4001 -> 4002 (see sipp_pj_calls.out)"; }
+  kill "$UAS_PID" 2>/dev/null; wait "$UAS_PID" 2>/dev/null || true
+  echo "  3 calls 4001 -> 4002, 0 failed"
+else
+  echo "  call skipped: ../shared/bench/scenarios not found"
+fi
+# pjsip reload of the unchanged file (the running server, through its AMI): both stay registered.
+"$SUBJECT_BIN" pjsip reload --config "$WORK/pjsip.yml" >"$WORK/pjsip_reload.out" 2>&1 || fail "dialtone pjsip reload: $(cat "$WORK/pjsip_reload.out")"
+python3 - "$P_COMPAT" <<'PY' || fail "registrations after pjsip reload"
+import json, sys, urllib.request
+port = sys.argv[1]
+def call(method, path, body=None, tok=None):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None)
+    req.add_header("Content-Type", "application/json")
+    if tok: req.add_header("Authorization", f"Bearer {tok}")
+    return json.load(urllib.request.urlopen(req, timeout=5))
+tok = call("POST", "/api/auth/login", {"username": "admin", "password": "change-me-now"})["token"]
+exts = {e["extension_number"]: e for e in call("GET", "/api/extensions", tok=tok)["extensions"]}
+assert sorted(exts) == ["4001", "4002"], sorted(exts)
+assert all(e["registered"] for e in exts.values()), exts
+eps = call("GET", "/endpoints")["endpoints"]
+assert [e["extension"] for e in eps] == ["4001", "4002"], eps
+print("  pjsip reload: 4001 and 4002 still registered (RayanPBX and ISPBX views on the compat port)")
+PY
+kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+
 echo "conformance: all passed"

@@ -78,6 +78,20 @@ enum PjsipCmd {
         #[arg(long)]
         keep_missing: bool,
     },
+    /// Make the running server re-read its pjsip.conf (`pjsip.config_file`) without a restart
+    /// (through its AMI, like `asterisk -rx "pjsip reload"`); registrations of unchanged
+    /// extensions stay.
+    Reload {
+        /// AMI address (default: ami.host:ami.port from the config).
+        #[arg(long)]
+        ami: Option<std::net::SocketAddr>,
+        /// AMI user (default: the first ami.users entry).
+        #[arg(long, env = "DIALTONE_AMI_USER")]
+        user: Option<String>,
+        /// Its secret (default: from the config).
+        #[arg(long, env = "DIALTONE_AMI_SECRET")]
+        secret: Option<String>,
+    },
     /// Check a pjsip.conf (rule 8 of the RayanPBX validator, without its false duplicates);
     /// exits non-zero on errors.
     Validate { file: PathBuf },
@@ -229,31 +243,57 @@ fn main() -> Result<()> {
             user,
             secret,
         } => {
-            let addr = ami.unwrap_or_else(|| cfg.ami_addr());
-            let account = match &user {
-                Some(u) => cfg.ami.users.iter().find(|x| &x.username == u),
-                None => cfg.ami.users.first(),
-            };
-            let username = user
-                .clone()
-                .or_else(|| account.map(|a| a.username.clone()))
-                .context("no AMI user: add one under ami.users or pass --user")?;
-            let secret = secret
-                .or_else(|| account.map(|a| a.secret.expose().to_string()))
-                .context("no AMI secret: pass --secret")?;
-            let (ok, text) = rt
-                .block_on(runtime::ami_io::run_command(
-                    addr, &username, &secret, &execute,
-                ))
-                .with_context(|| format!("AMI at {addr}"))?;
+            let (ok, text) = rt.block_on(ami_cli(&cfg, ami, user, secret, &execute))?;
             print!("{text}");
             if !ok {
                 std::process::exit(1);
             }
             Ok(())
         }
+        Cmd::Pjsip {
+            action: PjsipCmd::Reload { ami, user, secret },
+        } => {
+            // The running server re-reads its pjsip.conf (AMI `Command: pjsip reload`).
+            let (ok, text) = rt.block_on(ami_cli(&cfg, ami, user, secret, "pjsip reload"))?;
+            print!("{text}");
+            if !ok {
+                std::process::exit(1);
+            }
+            match &cfg.pjsip.config_file {
+                Some(f) => println!("{f} reloaded"),
+                None => {
+                    println!("directory reloaded from the store (pjsip.config_file is not set)")
+                }
+            }
+            Ok(())
+        }
         Cmd::Pjsip { action } => rt.block_on(pjsip_cmd(cfg, action)),
     }
+}
+
+/// Run one CLI command on the running server through its AMI (`asterisk -rx`).
+async fn ami_cli(
+    cfg: &Config,
+    ami: Option<std::net::SocketAddr>,
+    user: Option<String>,
+    secret: Option<String>,
+    command: &str,
+) -> Result<(bool, String)> {
+    let addr = ami.unwrap_or_else(|| cfg.ami_addr());
+    let account = match &user {
+        Some(u) => cfg.ami.users.iter().find(|x| &x.username == u),
+        None => cfg.ami.users.first(),
+    };
+    let username = user
+        .clone()
+        .or_else(|| account.map(|a| a.username.clone()))
+        .context("no AMI user: add one under ami.users or pass --user")?;
+    let secret = secret
+        .or_else(|| account.map(|a| a.secret.expose().to_string()))
+        .context("no AMI secret: pass --secret")?;
+    runtime::ami_io::run_command(addr, &username, &secret, command)
+        .await
+        .with_context(|| format!("AMI at {addr}"))
 }
 
 async fn serve(cfg: Config) -> Result<()> {
@@ -415,6 +455,7 @@ async fn pjsip_cmd(cfg: Config, action: PjsipCmd) -> Result<()> {
                 }
             }
             PjsipCmd::Validate { file } => pjsip_validate(&file)?,
+            PjsipCmd::Reload { .. } => bail!("pjsip reload talks to the running server"),
             PjsipCmd::Export {
                 out,
                 layout,

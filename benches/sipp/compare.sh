@@ -34,6 +34,7 @@ PORT=${DIALTONE_PORT:-5062}
 server: { sip_host: 127.0.0.1, sip_port: $PORT, rtp_port_range_start: 20000, rtp_port_range_end: 40000 }
 api: { host: 127.0.0.1, port: 0 }
 ami: { enabled: false }
+compat_api: { enabled: false }
 database: { url: "sqlite://$OUT/dialtone.db" }
 sip: { realm: 127.0.0.1 }
 logging: { level: warn }

@@ -18,6 +18,7 @@ API=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pri
 server: { sip_host: 127.0.0.1, sip_port: $PORT }
 api: { host: 127.0.0.1, port: $API, require_authentication: false }
 ami: { enabled: false }
+compat_api: { enabled: false }
 database: { url: "sqlite://$WORK/d.db" }
 sip: { realm: 127.0.0.1 }
 registrar: { qualify_frequency_default: ${QUALIFY:-60} }

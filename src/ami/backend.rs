@@ -91,6 +91,9 @@ pub enum ControlError {
     /// Not available in this build; the text says so to the client.
     #[error("{0}")]
     Unsupported(String),
+    /// A reload ran and failed (a config error, `file:line: what`); nothing changed.
+    #[error("{0}")]
+    ReloadFailed(String),
 }
 
 /// What a session waits for.

@@ -59,6 +59,10 @@ pub fn reload_output(cmd: &str, result: Result<(), String>) -> CliOutput {
         (_, Ok(())) => String::new(),
         (_, Err(e)) => format!("{e}\n"),
     };
+    // A pjsip.conf that does not load is an error (the command's exit status says so).
+    if result.is_err() && w.as_slice() == ["pjsip", "reload"] {
+        return CliOutput { text, ok: false };
+    }
     CliOutput::ok(text)
 }
 

@@ -28,6 +28,8 @@ pub const LOGIN_WINDOW: Duration = Duration::from_secs(60);
 const THROTTLE_SWEEP_AT: usize = 4_096;
 /// Hard cap of throttle entries (bounded memory under address spraying).
 const THROTTLE_MAX_ENTRIES: usize = 65_536;
+/// `jti` prefix of refresh tokens.
+const REFRESH_JTI_PREFIX: &str = "r-";
 /// Revoked token ids kept before expired ones are swept.
 const REVOKED_SWEEP_AT: usize = 1_024;
 
@@ -167,7 +169,60 @@ impl AuthState {
             return Some(Principal::StaticToken(i));
         }
         let claims = self.verify_jwt(token, now_unix)?;
+        // A refresh token (RayanPBX `refresh_token`) only buys new tokens.
+        if claims.jti.starts_with(REFRESH_JTI_PREFIX) {
+            return None;
+        }
         Some(Principal::User(claims.sub))
+    }
+
+    /// Checks a refresh token; its user name when valid.
+    pub(crate) fn verify_refresh(&self, token: &str, now_unix: u64) -> Option<String> {
+        let claims = self.verify_jwt(token, now_unix)?;
+        claims
+            .jti
+            .starts_with(REFRESH_JTI_PREFIX)
+            .then_some(claims.sub)
+    }
+
+    /// Issues a token for `user` living `ttl_secs`; a refresh token when `refresh`.
+    pub(crate) fn issue_ttl(
+        &self,
+        user: &str,
+        now_unix: u64,
+        ttl_secs: u64,
+        refresh: bool,
+    ) -> String {
+        let prefix = if refresh { REFRESH_JTI_PREFIX } else { "" };
+        let claims = Claims {
+            sub: user.to_owned(),
+            jti: format!("{prefix}{}", hex::encode(rand::random::<[u8; 16]>())),
+            iat: now_unix,
+            exp: now_unix.saturating_add(ttl_secs),
+            user: UserClaim {
+                id: 1,
+                name: user.to_owned(),
+                username: user.to_owned(),
+            },
+            is_admin: true,
+            name: user.to_owned(),
+        };
+        jwt::encode(&self.cfg.jwt_secret, &claims)
+    }
+
+    /// Counts a login attempt from `ip`; `Err(retry_after_secs)` when throttled.
+    pub(crate) fn login_attempt(&self, ip: IpAddr) -> Result<(), u64> {
+        lock(&self.throttle).attempt(ip, Instant::now())
+    }
+
+    /// Forgets the failed logins of `ip`.
+    pub(crate) fn login_clear(&self, ip: IpAddr) {
+        lock(&self.throttle).clear(ip);
+    }
+
+    /// Whether authentication is required (else anonymous requests pass).
+    pub(crate) fn required(&self) -> bool {
+        self.cfg.require_authentication
     }
 
     fn verify_jwt(&self, token: &str, now_unix: u64) -> Option<Claims> {
@@ -210,7 +265,7 @@ impl AuthState {
         true
     }
 
-    fn credentials_ok(&self, username: &str, password: &str) -> bool {
+    pub(crate) fn credentials_ok(&self, username: &str, password: &str) -> bool {
         // Both comparisons always run; an empty configured password disables login.
         let user_ok = ct_eq(username.as_bytes(), self.cfg.admin_user.as_bytes());
         let pass_ok = ct_eq(password.as_bytes(), self.cfg.admin_password.as_bytes());
@@ -285,7 +340,7 @@ impl LoginThrottle {
 
 /// The bearer token of a request, if any (`Authorization: Bearer <token>`, scheme
 /// case-insensitive).
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();
@@ -311,7 +366,7 @@ pub async fn require_auth(State(st): State<AppState>, mut req: Request, next: Ne
 }
 
 /// The client address, when the server was started with connect info (see [`super::serve`]).
-fn client_ip(conn: Option<Extension<ConnectInfo<SocketAddr>>>) -> IpAddr {
+pub(crate) fn client_ip(conn: Option<Extension<ConnectInfo<SocketAddr>>>) -> IpAddr {
     conn.map(|Extension(ConnectInfo(addr))| addr.ip())
         .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
 }

@@ -9,8 +9,7 @@
 //! | GET | `/endpoints/{extension}` |
 //! | GET | `/endpoints/{extension}/config` |
 //!
-//! Not wired to a listener yet: the second HTTP listener (issue item 6) serves it together with
-//! the RayanPBX API. ISPBX shows the auth password (AMI AuthDetail does); this router never
+//! Served on the compat listener (`compat_api:`, port 8000) together with the RayanPBX API. ISPBX shows the auth password (AMI AuthDetail does); this router never
 //! does — `password` is always empty.
 
 use std::sync::Arc;
@@ -29,19 +28,25 @@ type St = Arc<dyn ApiBackend>;
 
 /// The ISPBX v1 router.
 pub fn router(backend: Arc<dyn ApiBackend>) -> Router {
+    routes(backend)
+        .fallback(|| async { detail(StatusCode::NOT_FOUND, "Not Found") })
+        .method_not_allowed_fallback(|| async {
+            detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+        })
+}
+
+/// The ISPBX v1 routes without fallbacks (to merge with other routers).
+pub fn routes(backend: Arc<dyn ApiBackend>) -> Router {
     Router::new()
         .route("/", get(root))
         .route("/endpoints", get(list))
         .route("/endpoints/{extension}", get(show))
         .route("/endpoints/{extension}/config", get(config))
-        .fallback(|| async { detail(StatusCode::NOT_FOUND, "Not Found") })
-        .method_not_allowed_fallback(|| async {
-            detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
-        })
         .with_state(backend)
 }
 
-fn detail(status: StatusCode, text: impl Into<String>) -> Response {
+/// A FastAPI error body `{"detail": text}`.
+pub(crate) fn detail(status: StatusCode, text: impl Into<String>) -> Response {
     (status, Json(json!({ "detail": text.into() }))).into_response()
 }
 

@@ -20,11 +20,13 @@ mod auth;
 mod backend;
 mod calls;
 mod cdr;
+pub mod compat;
 mod error;
 mod extensions;
 pub mod ispbx;
 pub mod jwt;
 mod presence;
+mod rayanpbx;
 mod statistics;
 
 use std::future::Future;
@@ -43,6 +45,7 @@ pub use backend::{
     ApiBackend, BackendError, BoxFut, CallInfo, CdrInfo, ContactInfo, OriginateFailure,
     StatusCounts,
 };
+pub use compat::{CompatBackend, CompatConfig};
 pub use error::ApiError;
 pub use extensions::{
     KNOWN_CODECS, MAX_CONTACTS_RANGE, QUALIFY_FREQUENCY_RANGE, is_valid_email, is_valid_number,

@@ -287,6 +287,8 @@ mod tests {
         assert_eq!(shipped.security, coded.security);
         assert_eq!(shipped.api, coded.api);
         assert_eq!(shipped.ami, coded.ami);
+        assert_eq!(shipped.pjsip, coded.pjsip);
+        assert_eq!(shipped.compat_api, coded.compat_api);
         assert_eq!(shipped.database, coded.database);
         assert_eq!(shipped.logging, coded.logging);
         assert_eq!(shipped.extensions_seed_mode, coded.extensions_seed_mode);

@@ -67,6 +67,10 @@ pub struct Config {
     /// `ami:` (also accepted as `manager:`, the manager.conf name).
     #[serde(alias = "manager")]
     pub ami: AmiConfig,
+    /// `pjsip:` — run from an Asterisk pjsip.conf (import at start-up, `pjsip reload`).
+    pub pjsip: PjsipConfig,
+    /// `compat_api:` — the second HTTP listener (RayanPBX and ISPBX v1 APIs).
+    pub compat_api: CompatApiConfig,
     pub database: DatabaseConfig,
     pub logging: LoggingConfig,
     /// How `extensions[]` seeds the store at start-up.
@@ -97,6 +101,8 @@ impl Config {
             security: SecurityConfig::default(),
             api: ApiConfig::default(),
             ami: AmiConfig::default(),
+            pjsip: PjsipConfig::default(),
+            compat_api: CompatApiConfig::default(),
             database: DatabaseConfig::default(),
             logging: LoggingConfig::default(),
             extensions_seed_mode: SeedMode::default(),
@@ -360,6 +366,44 @@ impl Default for AmiConfig {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 5038,
             users: Vec::new(),
+        }
+    }
+}
+
+/// `pjsip:` — Asterisk pjsip.conf as the source of extensions and NAT settings.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct PjsipConfig {
+    /// When set, Dialtone runs from this pjsip.conf: it is imported at start-up (the file is
+    /// the source of truth: stored extensions it lacks are removed) and re-read by
+    /// `pjsip reload` (AMI/CLI, `dialtone pjsip reload`). Its transports' (or `[global]`'s)
+    /// `external_media_address`, `external_signaling_address` and `local_net` override
+    /// `server.external_ip` / `server.local_net`.
+    pub config_file: Option<String>,
+}
+
+/// `compat_api:` — a second HTTP listener speaking the RayanPBX API (`/api/...`, JWT from
+/// `POST /api/auth/login` with the `api.admin_user` credentials) and the ISPBX v1 API
+/// (`/`, `/endpoints...`, public like ISPBX). Port 8080 keeps the Warden API.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct CompatApiConfig {
+    pub enabled: bool,
+    pub host: IpAddr,
+    /// 0 = any free port (tests).
+    pub port: u16,
+    /// Serve the ISPBX v1 routes (`/`, `/endpoints...`) without authentication, as ISPBX does.
+    /// When false they need a bearer token like the RayanPBX routes.
+    pub ispbx_public: bool,
+}
+
+impl Default for CompatApiConfig {
+    fn default() -> Self {
+        CompatApiConfig {
+            enabled: true,
+            host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 8000,
+            ispbx_public: true,
         }
     }
 }

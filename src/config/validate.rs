@@ -92,6 +92,7 @@ pub(crate) fn validate(config: &mut Config) -> Result<Vec<String>, Vec<FieldErro
     api(&mut c, config);
     ami(&mut c, config);
     listeners(&mut c, config);
+    pjsip(&mut c, config);
     database(&mut c, config);
     logging(&mut c, config);
     extensions(&mut c, config);
@@ -293,6 +294,13 @@ fn listeners(c: &mut Checker, config: &Config) {
     if config.ami.enabled {
         tcp.push(("ami.port", config.ami.host, config.ami.port));
     }
+    if config.compat_api.enabled {
+        tcp.push((
+            "compat_api.port",
+            config.compat_api.host,
+            config.compat_api.port,
+        ));
+    }
     for (i, &(path, host, port)) in tcp.iter().enumerate() {
         let clash = tcp[..i].iter().find(|&&(_, other_host, other_port)| {
             other_port == port
@@ -303,6 +311,12 @@ fn listeners(c: &mut Checker, config: &Config) {
         {
             c.err(path, format!("TCP port {port} is already used by {other}"));
         }
+    }
+}
+
+fn pjsip(c: &mut Checker, config: &Config) {
+    if let Some(f) = &config.pjsip.config_file {
+        c.text("pjsip.config_file", f);
     }
 }
 

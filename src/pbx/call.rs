@@ -467,7 +467,18 @@ fn contact_uri(headers_contact: Option<&str>) -> Option<String> {
 }
 
 impl Pbx {
+    /// The address written in SDP for `peer` (the media relay's).
     fn relay_ip(&self, peer: Peer) -> IpAddr {
+        if let Some(ext) = self.cfg.external_media_ip.or(self.cfg.external_ip)
+            && !self.cfg.is_local(peer.addr.ip())
+        {
+            return ext;
+        }
+        self.signal_ip(peer)
+    }
+
+    /// The address written in Via/Contact for `peer`.
+    fn signal_ip(&self, peer: Peer) -> IpAddr {
         if let Some(ext) = self.cfg.external_ip
             && !self.cfg.is_local(peer.addr.ip())
         {
@@ -487,7 +498,7 @@ impl Pbx {
             Proto::Udp => self.cfg.local_udp,
         };
         (
-            super::fmt_host(self.relay_ip(peer)),
+            super::fmt_host(self.signal_ip(peer)),
             local.port(),
             peer.proto.via_name(),
         )
@@ -845,7 +856,7 @@ impl Pbx {
                         .trim_start_matches('[')
                         .trim_end_matches(']')
                         .parse::<IpAddr>()
-                        .is_ok_and(|ip| ip == self.relay_ip(Peer::udp(self.cfg.local_udp)))
+                        .is_ok_and(|ip| ip == self.signal_ip(Peer::udp(self.cfg.local_udp)))
             })
         })
     }

@@ -63,6 +63,9 @@ pub struct PbxConfig {
     pub ring_timeout: Duration,
     /// Public address for peers outside `local_nets` (SDP, Via, Contact).
     pub external_ip: Option<IpAddr>,
+    /// Public media address for peers outside `local_nets` (SDP only; pjsip.conf
+    /// `external_media_address`); None = `external_ip`.
+    pub external_media_ip: Option<IpAddr>,
     /// Networks reached directly; empty = private, loopback and link-local ranges.
     pub local_nets: Vec<ipnet::IpNet>,
     /// What a call to an extension in do-not-disturb gets (486 Busy Here by default).
@@ -105,6 +108,7 @@ impl PbxConfig {
             nonce_lifetime: Duration::from_secs(300),
             ring_timeout: DEFAULT_RING_TIMEOUT,
             external_ip: None,
+            external_media_ip: None,
             local_nets: Vec::new(),
             dnd_status: 486,
         }
@@ -134,6 +138,14 @@ pub enum Command {
     /// End a call (API hangup, media timeout). `status`: the final response for a call not yet
     /// answered (default 480); the CDR hangup cause of an answered one (default 200).
     Hangup { call: u64, status: Option<u16> },
+    /// Replace the NAT settings (a pjsip.conf reload): from the next message on, peers outside
+    /// `local_nets` get `external_ip` in Via/Contact and `external_media_ip` (else
+    /// `external_ip`) in SDP.
+    SetNat {
+        external_ip: Option<IpAddr>,
+        external_media_ip: Option<IpAddr>,
+        local_nets: Vec<ipnet::IpNet>,
+    },
 }
 
 /// A binding change for the store.
@@ -476,6 +488,15 @@ impl Pbx {
             }
             Command::ConnectionClosed(conn) => {
                 debug!(conn, "stream connection closed");
+            }
+            Command::SetNat {
+                external_ip,
+                external_media_ip,
+                local_nets,
+            } => {
+                self.cfg.external_ip = external_ip;
+                self.cfg.external_media_ip = external_media_ip;
+                self.cfg.local_nets = local_nets;
             }
             Command::MediaOpened { call, ports } => self.media_opened(now, call, ports),
             Command::MediaFailed { call } => self.media_failed(now, call),

@@ -240,3 +240,21 @@ pub fn parse_bool(s: &str) -> Option<bool> {
         None
     }
 }
+
+/// Parse a pjsip `local_net` value: `10.0.0.0/8`, `10.0.0.0/255.0.0.0` or a bare address.
+pub fn parse_local_net(s: &str) -> Option<ipnet::IpNet> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<ipnet::IpNet>() {
+        return Some(n.trunc());
+    }
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Some(ipnet::IpNet::from(ip));
+    }
+    let (addr, mask) = s.split_once('/')?;
+    let addr: std::net::Ipv4Addr = addr.trim().parse().ok()?;
+    let mask: std::net::Ipv4Addr = mask.trim().parse().ok()?;
+    let prefix = ipnet::ipv4_mask_to_prefix(mask).ok()?;
+    ipnet::Ipv4Net::new(addr, prefix)
+        .ok()
+        .map(|n| ipnet::IpNet::V4(n.trunc()))
+}

@@ -103,6 +103,7 @@ pub async fn start(
     started_unix_ms: i64,
     udp_addr: SocketAddr,
     tcp_addr: Option<SocketAddr>,
+    pjsip: Arc<super::pjsip_reload::PjsipReloader>,
 ) -> std::io::Result<AmiServer> {
     let addr = SocketAddr::new(cfg.ami.host, cfg.ami.port);
     let listener = TcpListener::bind(addr).await?;
@@ -113,37 +114,16 @@ pub async fn start(
         warn!(%bound, "AMI is listening but ami.users is empty: nobody can log in");
     }
     let (events, _) = broadcast::channel::<Arc<WireEvent>>(EVENT_BUFFER);
-    let mut transports = vec![Transport {
-        id: "transport-udp".into(),
-        protocol: "udp".into(),
-        bind: udp_addr.to_string(),
-        options: transport_options("udp", udp_addr),
-        ..Transport::default()
-    }];
-    if let Some(t) = tcp_addr {
-        transports.push(Transport {
-            id: "transport-tcp".into(),
-            protocol: "tcp".into(),
-            bind: t.to_string(),
-            options: transport_options("tcp", t),
-            ..Transport::default()
-        });
-    }
-    let backend = Arc::new(Backend {
-        core: core.clone(),
-        store: store.clone(),
+    let backend = Arc::new(new_backend(
+        cfg,
+        core.clone(),
+        store.clone(),
         started,
-        last_reload: Mutex::new(started),
-        globals: Mutex::new(Vec::new()),
-        events: events.clone(),
-        realm: cfg.sip.realm.clone(),
-        registrar: (
-            cfg.registrar.min_expires,
-            cfg.registrar.max_expires,
-            cfg.registrar.default_expires,
-        ),
-        transports,
-    });
+        udp_addr,
+        tcp_addr,
+        events.clone(),
+        pjsip,
+    ));
     // Subscribe before the accept loop so no engine event is missed.
     let engine_events = core.subscribe();
     // Hints and contacts are known before the first client can connect: a phone that
@@ -165,6 +145,97 @@ pub async fn start(
         events,
         tasks: vec![fanout, accept],
     })
+}
+
+/// The AMI backend (snapshots for the CLI emulation, reloads, call control).
+#[allow(clippy::too_many_arguments)]
+fn new_backend(
+    cfg: &Config,
+    core: CoreHandle,
+    store: Store,
+    started: f64,
+    udp_addr: SocketAddr,
+    tcp_addr: Option<SocketAddr>,
+    events: broadcast::Sender<Arc<WireEvent>>,
+    pjsip: Arc<super::pjsip_reload::PjsipReloader>,
+) -> Backend {
+    let mut transports = vec![Transport {
+        id: "transport-udp".into(),
+        protocol: "udp".into(),
+        bind: udp_addr.to_string(),
+        options: transport_options("udp", udp_addr),
+        ..Transport::default()
+    }];
+    if let Some(t) = tcp_addr {
+        transports.push(Transport {
+            id: "transport-tcp".into(),
+            protocol: "tcp".into(),
+            bind: t.to_string(),
+            options: transport_options("tcp", t),
+            ..Transport::default()
+        });
+    }
+    Backend {
+        core,
+        store,
+        started,
+        last_reload: Mutex::new(started),
+        globals: Mutex::new(Vec::new()),
+        events,
+        realm: cfg.sip.realm.clone(),
+        registrar: (
+            cfg.registrar.min_expires,
+            cfg.registrar.max_expires,
+            cfg.registrar.default_expires,
+        ),
+        transports,
+        pjsip,
+    }
+}
+
+/// A backend for the CLI emulation outside an AMI session (the compat REST API's console):
+/// reload events go to `events` (the AMI's publisher when it runs).
+#[allow(clippy::too_many_arguments)]
+pub fn console(
+    cfg: &Config,
+    core: CoreHandle,
+    store: Store,
+    started_unix_ms: i64,
+    udp_addr: SocketAddr,
+    tcp_addr: Option<SocketAddr>,
+    events: Option<broadcast::Sender<Arc<WireEvent>>>,
+    pjsip: Arc<super::pjsip_reload::PjsipReloader>,
+) -> Arc<dyn AmiBackend> {
+    let events = events.unwrap_or_else(|| broadcast::channel(16).0);
+    Arc::new(new_backend(
+        cfg,
+        core,
+        store,
+        started_unix_ms as f64 / 1000.0,
+        udp_addr,
+        tcp_addr,
+        events,
+        pjsip,
+    ))
+}
+
+/// Run one Asterisk CLI command against a backend, as `Action: Command` does (reload commands
+/// reload; others format a snapshot).
+pub async fn run_cli(backend: &dyn AmiBackend, cmd: &str) -> crate::ami::cli::CliOutput {
+    use crate::ami::cli::{self, CliReload};
+    if let Some(CliReload::Module(module)) = cli::reload_command(cmd) {
+        let module = match module {
+            Some(m) => match cli::known_module(&m) {
+                Some(k) => Some(k.to_string()),
+                None => return cli::reload_output(cmd, Err(format!("No such module '{m}'"))),
+            },
+            None => None,
+        };
+        let r = backend.reload(module).await.map_err(|e| e.to_string());
+        return cli::reload_output(cmd, r);
+    }
+    let snap = backend.snapshot().await;
+    cli::run(cmd, &snap)
 }
 
 /// Engine events → AMI events for every session.
@@ -293,6 +364,8 @@ struct Backend {
     /// min, max, default expiration.
     registrar: (u32, u32, u32),
     transports: Vec<Transport>,
+    /// `pjsip reload` re-reads the pjsip.conf (when Dialtone runs from one).
+    pjsip: Arc<super::pjsip_reload::PjsipReloader>,
 }
 
 fn kv(pairs: &[(&str, String)]) -> Vec<(String, String)> {
@@ -728,15 +801,18 @@ impl AmiBackend for Backend {
                 None | Some("res_pjsip.so") | Some("pbx_config.so") | Some("chan_pjsip.so")
             );
             if reload_directory {
-                let list = self
-                    .store
-                    .list_extensions()
-                    .await
-                    .map_err(|_| ControlError::Failed)?;
-                info!(extensions = list.len(), ?module, "AMI reload");
-                self.core
-                    .command(crate::pbx::engine::Command::LoadDirectory(list))
-                    .await;
+                // Re-reads pjsip.conf (when configured), else the store; NAT re-applied.
+                let report = self.pjsip.reload().await.map_err(|e| {
+                    warn!(error = %e, "pjsip reload failed");
+                    ControlError::ReloadFailed(format!("Unable to reload pjsip.conf: {e}"))
+                })?;
+                info!(
+                    ?module,
+                    added = report.added,
+                    changed = report.changed,
+                    removed = report.removed,
+                    "AMI reload"
+                );
             }
             *self.last_reload.lock().unwrap_or_else(|p| p.into_inner()) = unix_now();
             let name = module.as_deref().unwrap_or("All");

@@ -266,7 +266,12 @@ pub fn api_config(cfg: &Config) -> ApiConfig {
 /// same store): poll the store's directory version once a second and reload when it moves.
 /// `loaded_version` is the version read *before* the directory the core holds was listed, so a
 /// change made in between is not missed.
-pub async fn watch_directory(store: Store, core: CoreHandle, loaded_version: i64) {
+pub async fn watch_directory(
+    store: Store,
+    core: CoreHandle,
+    loaded_version: i64,
+    reloader: std::sync::Arc<super::pjsip_reload::PjsipReloader>,
+) {
     let mut last = loaded_version;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -283,6 +288,10 @@ pub async fn watch_directory(store: Store, core: CoreHandle, loaded_version: i64
                         );
                         if !core.command(Command::LoadDirectory(list)).await {
                             return;
+                        }
+                        // pjsip transports (NAT) may have changed too (`dialtone pjsip import`).
+                        if let Err(e) = reloader.apply_nat().await {
+                            warn!(error = %e, "NAT settings not re-read");
                         }
                     }
                     Err(e) => warn!(error = %e, "directory reload failed"),

@@ -5,9 +5,11 @@
 
 pub mod ami_io;
 pub mod backend;
+pub mod compat;
 pub mod core;
 pub mod media_bridge;
 pub mod media_io;
+pub mod pjsip_reload;
 pub mod sip_io;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdp};
@@ -49,6 +51,13 @@ pub enum RuntimeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot bind the compat API {addr}: {source}")]
+    BindCompatApi {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("pjsip.config_file: {0}")]
+    Pjsip(String),
     #[error("cannot bind AMI {addr}: {source}")]
     BindAmi {
         addr: SocketAddr,
@@ -70,6 +79,10 @@ pub struct Server {
     writer_task: JoinHandle<()>,
     api_stop: Option<oneshot::Sender<()>>,
     api_task: Option<JoinHandle<()>>,
+    compat_addr: Option<SocketAddr>,
+    compat_stop: Option<oneshot::Sender<()>>,
+    compat_task: Option<JoinHandle<()>>,
+    reloader: Arc<pjsip_reload::PjsipReloader>,
     watcher_task: JoinHandle<()>,
     store: Store,
     relay: media_io::MediaRelay,
@@ -137,8 +150,29 @@ impl Server {
     pub async fn start(cfg: &Config) -> Result<Server, RuntimeError> {
         let store = Store::open(cfg.database.url()).await?;
 
+        // Running from a pjsip.conf: it is the source of truth (extensions[] is not seeded).
+        let pjsip_file = cfg.pjsip.config_file.as_ref().map(std::path::PathBuf::from);
+        if let Some(file) = &pjsip_file {
+            let report = pjsip_reload::PjsipReloader::import_file(&store, file)
+                .await
+                .map_err(|e| RuntimeError::Pjsip(e.to_string()))?;
+            for w in &report.warnings {
+                warn!("{w}");
+            }
+            info!(
+                file = %file.display(),
+                added = report.added,
+                changed = report.changed,
+                removed = report.removed,
+                "pjsip.conf imported"
+            );
+        }
         // Seed extensions[] per extensions_seed_mode; never overwrites an edited extension.
-        let seeds = cfg.seed_extensions();
+        let seeds = if pjsip_file.is_some() {
+            Vec::new()
+        } else {
+            cfg.seed_extensions()
+        };
         if !seeds.is_empty() {
             let report = store
                 .seed_extensions(&seeds, cfg.extensions_seed_mode)
@@ -215,6 +249,7 @@ impl Server {
             nonce_lifetime: cfg.registrar.nonce_lifetime(),
             ring_timeout: Duration::from_secs(u64::from(cfg.server.ring_timeout.max(1))),
             external_ip: cfg.server.external_ip,
+            external_media_ip: None,
             local_nets: cfg.server.local_net.clone(),
             dnd_status: cfg.server.dnd_status,
         };
@@ -325,11 +360,27 @@ impl Server {
             tokio::spawn(sip_io::accept_loop(l, handle.sender(), tcp_settings));
         }
 
+        // pjsip.conf reloads and NAT settings (pjsip transports over config.yml's).
+        let reloader = Arc::new(pjsip_reload::PjsipReloader::new(
+            store.clone(),
+            handle.clone(),
+            pjsip_file,
+            pjsip_reload::Nat {
+                external_ip: cfg.server.external_ip,
+                external_media_ip: None,
+                local_nets: cfg.server.local_net.clone(),
+            },
+        ));
+        if let Err(e) = reloader.apply_nat().await {
+            warn!(error = %e, "NAT settings from the store not applied");
+        }
+
         // Directory changes made by other processes (the `dialtone extension` CLI).
         let watcher_task = tokio::spawn(backend::watch_directory(
             store.clone(),
             handle.clone(),
             directory_version,
+            reloader.clone(),
         ));
 
         // REST API.
@@ -370,6 +421,7 @@ impl Server {
                     epoch.1,
                     udp_addr,
                     tcp_addr,
+                    reloader.clone(),
                 )
                 .await
                 .map_err(|source| RuntimeError::BindAmi { addr, source })?,
@@ -379,7 +431,58 @@ impl Server {
         };
         let ami_addr = ami.as_ref().map(|a| a.addr());
 
-        info!(%udp_addr, ?tcp_addr, ?api_addr, ?ami_addr, realm = %cfg.sip.realm, "listening");
+        // The compat listener: RayanPBX + ISPBX v1 APIs (port 8000 by default).
+        let (compat_addr, compat_stop, compat_task) = if cfg.compat_api.enabled {
+            let addr = SocketAddr::new(cfg.compat_api.host, cfg.compat_api.port);
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| RuntimeError::BindCompatApi { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| RuntimeError::BindCompatApi { addr, source })?;
+            let api_backend = Arc::new(backend::Backend::new(
+                store.clone(),
+                handle.clone(),
+                epoch.1,
+            ));
+            let console = ami_io::console(
+                cfg,
+                handle.clone(),
+                store.clone(),
+                epoch.1,
+                udp_addr,
+                tcp_addr,
+                ami.as_ref().map(|a| a.publisher()),
+                reloader.clone(),
+            );
+            let compat = Arc::new(compat::Compat {
+                store: store.clone(),
+                ami: console,
+                reloader: reloader.clone(),
+            });
+            let router = api::compat::router(
+                api_backend,
+                compat,
+                api::CompatConfig {
+                    api: backend::api_config(cfg),
+                    ispbx_public: cfg.compat_api.ispbx_public,
+                },
+            );
+            let (stop_tx, stop_rx) = oneshot::channel::<()>();
+            let task = tokio::spawn(async move {
+                let stop = async {
+                    let _ = stop_rx.await;
+                };
+                if let Err(e) = api::serve(listener, router, stop).await {
+                    warn!(error = %e, "compat API server stopped");
+                }
+            });
+            (Some(bound), Some(stop_tx), Some(task))
+        } else {
+            (None, None, None)
+        };
+
+        info!(%udp_addr, ?tcp_addr, ?api_addr, ?ami_addr, ?compat_addr, realm = %cfg.sip.realm, "listening");
         Ok(Server {
             udp_addr,
             tcp_addr,
@@ -389,6 +492,10 @@ impl Server {
             writer_task,
             api_stop,
             api_task,
+            compat_addr,
+            compat_stop,
+            compat_task,
+            reloader,
             watcher_task,
             store,
             relay,
@@ -407,6 +514,18 @@ impl Server {
 
     pub fn api_addr(&self) -> Option<SocketAddr> {
         self.api_addr
+    }
+
+    /// Where the compat API (RayanPBX + ISPBX) listens (when `compat_api.enabled`).
+    pub fn compat_addr(&self) -> Option<SocketAddr> {
+        self.compat_addr
+    }
+
+    /// `pjsip reload`: re-read `pjsip.config_file` (when set) and apply the difference.
+    pub async fn pjsip_reload(
+        &self,
+    ) -> Result<pjsip_reload::ReloadReport, pjsip_reload::ReloadError> {
+        self.reloader.reload().await
     }
 
     pub fn handle(&self) -> CoreHandle {
@@ -431,6 +550,12 @@ impl Server {
             let _ = stop.send(());
         }
         if let Some(t) = self.api_task {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        if let Some(stop) = self.compat_stop {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.compat_task {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
         self.watcher_task.abort();

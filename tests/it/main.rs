@@ -5,5 +5,7 @@ mod api;
 mod calls;
 mod cli;
 mod presence;
+mod compat;
+mod pjsip;
 mod register;
 mod support;

@@ -46,6 +46,13 @@ impl TestServer {
         } else {
             "ami:\n  enabled: false\n"
         };
+        // Likewise the compat listener (RayanPBX/ISPBX APIs, port 8000 by default) is off
+        // unless `extra` has a `compat_api:` block.
+        let compat_off = if extra.lines().any(|l| l.starts_with("compat_api:")) {
+            ""
+        } else {
+            "compat_api:\n  enabled: false\n"
+        };
         let yaml = format!(
             r#"
 server:
@@ -57,7 +64,7 @@ api:
   port: 0
   require_authentication: true
   tokens: ["test-token-123456"]
-{ami_off}database:
+{ami_off}{compat_off}database:
   url: "sqlite://{}"
 sip:
   realm: test.local
@@ -101,6 +108,14 @@ extensions:
             .unwrap()
             .api_addr()
             .expect("api enabled")
+    }
+
+    pub fn compat(&self) -> SocketAddr {
+        self.server
+            .as_ref()
+            .unwrap()
+            .compat_addr()
+            .expect("compat api enabled")
     }
 
     /// Graceful stop; the temp dir (and its database) stays for a restart.
