@@ -137,6 +137,7 @@ fn main() {
         nonce_lifetime: Duration::from_secs(3600),
         ring_timeout: Duration::from_secs(30),
         external_ip: None,
+        external_media_ip: None,
         local_nets: Vec::new(),
         dnd_status: 486,
     };
