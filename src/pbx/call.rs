@@ -31,7 +31,7 @@ use crate::sdp::{
     LocalOrigin, SessionDescription, build_offer, check_answer, filter_offer, is_hold,
     rewrite_for_relay,
 };
-use crate::sip::auth::{AuthError, Credentials, Secret};
+use crate::sip::auth::{AuthError, Credentials};
 use crate::sip::transaction::{ClientDisposition, TxId, TxKey, TxMethod};
 use crate::sip::{HeaderName, Message, Method, NameAddr, Request, Response, Uri};
 
@@ -900,7 +900,7 @@ impl Pbx {
                 directory
                     .get(user)
                     .filter(|e| e.enabled)
-                    .map(|e| Secret::Plain(e.secret.as_str()))
+                    .and_then(|e| e.digest_secret())
             },
             Some(peer.addr.ip()),
         );

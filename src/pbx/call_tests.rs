@@ -1556,3 +1556,16 @@ fn call_events_in_order_for_a_forked_answered_call() {
         ]
     );
 }
+
+#[test]
+fn md5_cred_extension_registers_and_calls() {
+    // pjsip.conf `auth_type=md5` + `md5_cred` (no plaintext password): HA1 for realm `test`.
+    let mut bob_ext = Extension::new("1002", "Bob", "");
+    let cred = hex::encode(<md5::Md5 as md5::Digest>::digest("1002:test:bobs-pass"));
+    bob_ext.pjsip_extra.auth.push(("md5_cred".into(), cred));
+    let mut h = Harness::new(bob_ext);
+    h.register("1001", "secret1001", alice());
+    h.register("1002", "bobs-pass", bob());
+    let (_inv, b_inv) = h.ring(bob());
+    assert_eq!(b_inv.method, Method::Invite);
+}

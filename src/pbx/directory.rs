@@ -160,6 +160,25 @@ pub struct PjsipExtra {
     pub comments: Vec<String>,
 }
 
+impl Extension {
+    /// What digest authentication checks: the plaintext secret, or, for an extension imported
+    /// from pjsip.conf with `auth_type=md5`, its `md5_cred` (an MD5 HA1, which is only right
+    /// when it was computed with Dialtone's realm). None: nothing to check against.
+    pub fn digest_secret(&self) -> Option<crate::sip::auth::Secret<'_>> {
+        if !self.secret.is_empty() {
+            return Some(crate::sip::auth::Secret::Plain(self.secret.as_str()));
+        }
+        self.pjsip_extra
+            .auth
+            .iter()
+            .find(|(k, v)| k.eq_ignore_ascii_case("md5_cred") && v.len() == 32)
+            .map(|(_, v)| crate::sip::auth::Secret::Ha1 {
+                md5: Some(v.as_str()),
+                sha256: None,
+            })
+    }
+}
+
 impl PjsipExtra {
     pub fn is_empty(&self) -> bool {
         *self == PjsipExtra::default()

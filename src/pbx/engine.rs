@@ -19,7 +19,7 @@ use super::registrar::{
     AorPolicy, ContactSpec, QualifyStatus, RegisterRequest, Registrar, RegistrarConfig,
     RegistrarEvent, RemoveReason,
 };
-use crate::sip::auth::{AuthError, Credentials, DigestServer, Secret};
+use crate::sip::auth::{AuthError, Credentials, DigestServer};
 use crate::sip::transaction::{
     ClientDisposition, ServerDisposition, TimerConfig, TransactionLayer, TxEvent, TxId, TxKey,
     TxMethod,
@@ -702,10 +702,7 @@ impl Pbx {
                     (HeaderName::Accept, "application/sdp".to_string()),
                     // The option tags honoured in a Require header (see `precheck`).
                     (HeaderName::Supported, "timer".to_string()),
-                    (
-                        HeaderName::AllowEvents,
-                        subscribe::ALLOW_EVENTS.to_string(),
-                    ),
+                    (HeaderName::AllowEvents, subscribe::ALLOW_EVENTS.to_string()),
                 ];
                 self.respond(now, tx, &req, 200, "OK", &extra);
             }
@@ -796,7 +793,7 @@ impl Pbx {
                 directory
                     .get(user)
                     .filter(|e| e.enabled)
-                    .map(|e| Secret::Plain(e.secret.as_str()))
+                    .and_then(|e| e.digest_secret())
             },
             Some(peer.addr.ip()),
         );

@@ -21,7 +21,7 @@ use crate::pbx::peer::Peer;
 use crate::pbx::presence::{
     self, DeviceState, DialogView, MailboxCounts, NoVoicemail, PresenceStatus, PresenceView,
 };
-use crate::sip::auth::{AuthError, Credentials, Secret};
+use crate::sip::auth::{AuthError, Credentials};
 use crate::sip::transaction::{TxId, TxKey, TxMethod};
 use crate::sip::{HeaderName, Method, NameAddr, Request, Response, Uri};
 
@@ -585,7 +585,7 @@ impl Pbx {
                 directory
                     .get(user)
                     .filter(|e| e.enabled)
-                    .map(|e| Secret::Plain(e.secret.as_str()))
+                    .and_then(|e| e.digest_secret())
             },
             Some(peer.addr.ip()),
         );

@@ -715,8 +715,8 @@ fn build_extension(
     }
     if e.secret.is_empty() && !disabled {
         if auth.get("md5_cred").is_some() {
-            e.enabled = false;
-            b.warn(&auth.loc, format!("auth [{}]: auth_type=md5 without a password: Dialtone needs the plaintext password; extension {number} imported disabled (md5_cred kept for export)", auth.name));
+            let realm = auth.get("realm").unwrap_or("asterisk");
+            b.warn(&auth.loc, format!("auth [{}]: auth_type=md5: extension {number} authenticates with md5_cred (MD5 digest only), which works only when it was computed with Dialtone's sip.realm (this auth's realm: {realm})", auth.name));
         } else {
             b.warn(&auth.loc, format!("auth [{}]: empty password", auth.name));
         }

@@ -572,9 +572,13 @@ fn md5_export_and_md5_import() {
         "{out}"
     );
     assert!(!out.contains("password="));
-    // Importing md5-only auth: no password -> imported disabled, md5_cred kept.
+    // Importing md5-only auth: enabled, authenticated by its md5_cred (an MD5 HA1).
     let m = import(&parse(out).unwrap()).unwrap();
-    assert!(!m.extensions[0].enabled);
+    assert!(m.extensions[0].enabled);
+    assert!(matches!(
+        m.extensions[0].digest_secret(),
+        Some(crate::sip::auth::Secret::Ha1 { md5: Some(h), .. }) if h == want
+    ));
     assert!(
         m.extensions[0]
             .pjsip_extra
