@@ -6,6 +6,7 @@
 
 pub mod actions;
 pub mod backend;
+pub mod channels;
 pub mod cli;
 pub mod events;
 pub mod filter;
