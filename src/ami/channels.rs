@@ -154,6 +154,11 @@ pub struct ChannelTracker {
     outcomes: VecDeque<(u64, OriginateOutcome)>,
     /// Outcomes settled since the last [`ChannelTracker::take_outcomes`] (sync Originate).
     settled: Vec<(u64, OriginateOutcome)>,
+    /// Per endpoint: channels in use, ringing, on hold (kept up to date per call event, so a
+    /// device state costs O(1) however many calls an endpoint has).
+    counts: HashMap<String, [u32; 3]>,
+    /// What each call adds to `counts`.
+    contrib: HashMap<u64, Vec<(String, [u32; 3])>>,
 }
 
 impl Default for ChannelTracker {
@@ -183,6 +188,8 @@ impl ChannelTracker {
             originates: HashMap::new(),
             outcomes: VecDeque::new(),
             settled: Vec::new(),
+            counts: HashMap::new(),
+            contrib: HashMap::new(),
         }
     }
 
@@ -279,43 +286,76 @@ impl ChannelTracker {
     pub fn retain_calls(&mut self, alive: &[u64]) -> usize {
         let before = self.calls.len();
         self.calls.retain(|id, _| alive.contains(id));
+        let gone: Vec<u64> = self
+            .contrib
+            .keys()
+            .filter(|id| !self.calls.contains_key(id))
+            .copied()
+            .collect();
+        for id in gone {
+            self.refresh_counts(id);
+        }
         before - self.calls.len()
     }
 
     /// The call-derived device state of every endpoint with a live channel (`InUse`,
     /// `Ringing`, `RingInUse`, `OnHold`).
     pub fn endpoint_states(&self) -> HashMap<String, DeviceState> {
-        let mut out: HashMap<String, (bool, bool, bool)> = HashMap::new();
-        for ch in self
-            .calls
-            .values()
-            .flat_map(|c| c.a.iter().chain(c.b.iter()))
-            .flatten()
-        {
-            let e = out.entry(ch.snap.endpoint.clone()).or_default();
-            match ch.snap.state {
-                ChannelState::Ringing | ChannelState::Down => e.1 = true,
-                _ if ch.held => e.2 = true,
-                _ => e.0 = true,
-            }
-        }
-        out.into_iter()
-            .map(|(k, (busy, ringing, held))| {
-                let s = match (busy, ringing, held) {
-                    (true, true, _) => DeviceState::RingInUse,
-                    (true, false, _) => DeviceState::InUse,
-                    (false, true, _) => DeviceState::Ringing,
-                    (false, false, true) => DeviceState::OnHold,
-                    (false, false, false) => DeviceState::NotInUse,
-                };
-                (k, s)
-            })
+        self.counts
+            .iter()
+            .filter_map(|(k, c)| state_of(*c).map(|s| (k.clone(), s)))
             .collect()
     }
 
     /// The call-derived device state of one endpoint (`None` = no channel).
     pub fn endpoint_state(&self, endpoint: &str) -> Option<DeviceState> {
-        self.endpoint_states().remove(endpoint)
+        self.counts.get(endpoint).and_then(|c| state_of(*c))
+    }
+
+    fn refresh_counts(&mut self, call: u64) {
+        let new: Vec<(String, [u32; 3])> = match self.calls.get(&call) {
+            Some(c) => {
+                let mut v: Vec<(String, [u32; 3])> = Vec::with_capacity(2);
+                for ch in c.a.iter().chain(c.b.iter()).flatten() {
+                    let i = match ch.snap.state {
+                        ChannelState::Ringing | ChannelState::Down => 1,
+                        _ if ch.held => 2,
+                        _ => 0,
+                    };
+                    match v.iter_mut().find(|(e, _)| *e == ch.snap.endpoint) {
+                        Some((_, n)) => n[i] += 1,
+                        None => {
+                            let mut n = [0; 3];
+                            n[i] = 1;
+                            v.push((ch.snap.endpoint.clone(), n));
+                        }
+                    }
+                }
+                v
+            }
+            None => Vec::new(),
+        };
+        if let Some(old) = self.contrib.remove(&call) {
+            for (e, n) in old {
+                if let Some(c) = self.counts.get_mut(&e) {
+                    for i in 0..3 {
+                        c[i] = c[i].saturating_sub(n[i]);
+                    }
+                    if *c == [0; 3] {
+                        self.counts.remove(&e);
+                    }
+                }
+            }
+        }
+        for (e, n) in &new {
+            let c = self.counts.entry(e.clone()).or_default();
+            for i in 0..3 {
+                c[i] += n[i];
+            }
+        }
+        if !new.is_empty() {
+            self.contrib.insert(call, new);
+        }
     }
 
     /// The endpoints a call has channels on (device states to refresh after its events).
@@ -388,10 +428,19 @@ impl ChannelTracker {
 
     /// The AMI events for one call step, in Asterisk's order.
     pub fn handle(&mut self, now_unix: f64, ev: &CallEvent) -> Vec<AmiEvent> {
+        let out = self.handle_inner(now_unix, ev);
+        if !matches!(ev, CallEvent::Dtmf { .. } | CallEvent::Bridged { .. }) {
+            self.refresh_counts(call_id(ev));
+        }
+        out
+    }
+
+    fn handle_inner(&mut self, now_unix: f64, ev: &CallEvent) -> Vec<AmiEvent> {
         let mut out = Vec::new();
         match ev {
             CallEvent::Started {
                 call,
+                call_id,
                 caller,
                 caller_name,
                 callee,
@@ -423,6 +472,7 @@ impl ChannelTracker {
                     a.snap.application = "Dial".into();
                     a.snap.app_data = format!("PJSIP/{callee},30");
                     a.snap.dnid = callee.clone();
+                    a.snap.variables = vec![("SIPCALLID".into(), call_id.clone())];
                     st.linkedid = a.snap.uniqueid.clone();
                     out.push(events::newchannel(&a.snap));
                     st.a.push(Some(a));
@@ -820,6 +870,17 @@ impl ChannelTracker {
             unique_id: uid,
             user_field: String::new(),
         })
+    }
+}
+
+fn state_of(c: [u32; 3]) -> Option<DeviceState> {
+    let [busy, ringing, held] = c;
+    match (busy > 0, ringing > 0, held > 0) {
+        (true, true, _) => Some(DeviceState::RingInUse),
+        (true, false, _) => Some(DeviceState::InUse),
+        (false, true, _) => Some(DeviceState::Ringing),
+        (false, false, true) => Some(DeviceState::OnHold),
+        (false, false, false) => None,
     }
 }
 

@@ -53,6 +53,7 @@ pub fn cdr_row(r: &CallRecord) -> CdrRow {
 
 /// Messages into the core task.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum CoreMsg {
     /// A framed SIP message from a stream connection.
     Inbound {
@@ -351,6 +352,10 @@ impl Core {
                 }
                 Output::Cdr(record) => {
                     tracing::info!(call_id = %record.call_id, from = %record.from, to = %record.to, disposition = record.disposition.as_str(), cause = record.hangup_cause, "call ended");
+                    // Once per call, for the AMI `Cdr` event.
+                    if self.events.receiver_count() > 0 {
+                        let _ = self.events.send(PbxEvent::Cdr(record.clone()));
+                    }
                     let _ = self.media.send(BridgeMsg::Cdr {
                         call: record.id,
                         row: Box::new(cdr_row(&record)),
