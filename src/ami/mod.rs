@@ -12,6 +12,7 @@ pub mod events;
 pub mod filter;
 pub mod frame;
 pub mod model;
+pub mod monitor;
 pub mod perms;
 pub mod session;
 pub mod tracker;

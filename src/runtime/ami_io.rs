@@ -894,6 +894,81 @@ impl AmiBackend for Backend {
 
 // ------------------------------------------------------------------ client (`dialtone cli`)
 
+/// Read one message (lines up to a blank line), skipping the banner line.
+async fn next_msg(
+    s: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    chunk: &mut [u8],
+) -> std::io::Result<Vec<String>> {
+    loop {
+        while buf.starts_with(b"Asterisk Call Manager/") {
+            match buf.windows(2).position(|w| w == b"\r\n") {
+                Some(p) => {
+                    buf.drain(..p + 2);
+                }
+                None => break,
+            }
+        }
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n")
+            && !buf.starts_with(b"Asterisk Call Manager/")
+        {
+            let m: Vec<u8> = buf.drain(..p + 4).collect();
+            let text = String::from_utf8_lossy(&m[..p]).into_owned();
+            return Ok(text.split("\r\n").map(str::to_string).collect());
+        }
+        let n = s.read(chunk).await?;
+        if n == 0 {
+            return Err(std::io::Error::other("connection closed"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// `dialtone monitor-events`: log in to the AMI at `addr` and hand RayanPBX's human line for
+/// each registration, ringing and hangup event to `on_line` (first the line
+/// `Monitoring AMI events at <addr>` once logged in). Returns when the connection closes.
+pub async fn monitor_events(
+    addr: SocketAddr,
+    username: &str,
+    secret: &str,
+    mut on_line: impl FnMut(&str),
+) -> std::io::Result<()> {
+    let mut s = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::other("AMI did not answer in time"))??;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let login = format!(
+        "Action: Login\r\nActionID: monitor-login\r\nUsername: {username}\r\nSecret: {secret}\r\nEvents: system,call\r\n\r\n"
+    );
+    s.write_all(login.as_bytes()).await?;
+    let m = tokio::time::timeout(
+        Duration::from_secs(10),
+        next_msg(&mut s, &mut buf, &mut chunk),
+    )
+    .await
+    .map_err(|_| std::io::Error::other("AMI did not answer in time"))??;
+    if !m.iter().any(|l| l == "Response: Success") {
+        return Err(std::io::Error::other("AMI login failed"));
+    }
+    on_line(&format!("Monitoring AMI events at {addr}"));
+    loop {
+        let m = next_msg(&mut s, &mut buf, &mut chunk).await?;
+        let header = |k: &str| {
+            m.iter().find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.eq_ignore_ascii_case(k).then(|| v.trim_start())
+            })
+        };
+        let Some(event) = header("Event") else {
+            continue;
+        };
+        if let Some(line) = crate::ami::monitor::line(event, header) {
+            on_line(&line);
+        }
+    }
+}
+
 /// Log in to an AMI at `addr`, run one CLI command and return `(success, output text)` with
 /// the `Output:` lines joined by newlines (what `asterisk -rx` prints).
 pub async fn run_command(
@@ -907,35 +982,6 @@ pub async fn run_command(
         let mut s = TcpStream::connect(addr).await?;
         let mut buf: Vec<u8> = Vec::new();
         let mut chunk = [0u8; 8192];
-        // Read one message (lines up to a blank line), skipping the banner line.
-        async fn next_msg(
-            s: &mut TcpStream,
-            buf: &mut Vec<u8>,
-            chunk: &mut [u8],
-        ) -> std::io::Result<Vec<String>> {
-            loop {
-                while buf.starts_with(b"Asterisk Call Manager/") {
-                    match buf.windows(2).position(|w| w == b"\r\n") {
-                        Some(p) => {
-                            buf.drain(..p + 2);
-                        }
-                        None => break,
-                    }
-                }
-                if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n")
-                    && !buf.starts_with(b"Asterisk Call Manager/")
-                {
-                    let m: Vec<u8> = buf.drain(..p + 4).collect();
-                    let text = String::from_utf8_lossy(&m[..p]).into_owned();
-                    return Ok(text.split("\r\n").map(str::to_string).collect());
-                }
-                let n = s.read(chunk).await?;
-                if n == 0 {
-                    return Err(std::io::Error::other("connection closed"));
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-        }
         let login = format!(
             "Action: Login\r\nActionID: cli-login\r\nUsername: {username}\r\nSecret: {secret}\r\nEvents: off\r\n\r\n"
         );
@@ -963,9 +1009,7 @@ pub async fn run_command(
             let mut text = lines.join("\n");
             if !lines.is_empty() {
                 text.push('\n');
-            } else if !ok
-                && let Some(msg) = m.iter().find_map(|l| l.strip_prefix("Message: "))
-            {
+            } else if !ok && let Some(msg) = m.iter().find_map(|l| l.strip_prefix("Message: ")) {
                 text = format!("{msg}\n");
             }
             let _ = s

@@ -559,6 +559,29 @@ async fn call_event_sequence() {
     a.send(&["Action: CoreShowChannels", "ActionID: c2"]).await;
     let m = a.until("Event: CoreShowChannelsComplete").await;
     assert_eq!(header(&m, "ListItems"), Some("0"), "{m}");
+    // The same call in RayanPBX's events: B rang, both channels hung up.
+    let (_, body) = crate::support::http(
+        srv.api(),
+        "GET",
+        "/api/events/calls",
+        Some("test-token-123456"),
+        None,
+    )
+    .await;
+    let types: Vec<&str> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["extension.ringing", "extension.hangup", "extension.hangup"],
+        "{body}"
+    );
+    assert_eq!(body["events"][0]["data"]["channel"], bn.as_str());
+    assert_eq!(body["events"][0]["data"]["destination"], "1002");
+    assert_eq!(body["events"][1]["data"]["cause_text"], "Normal Clearing");
     srv.stop().await;
 }
 
@@ -662,5 +685,190 @@ async fn hangup_action_and_originate() {
             .any(|e| e.starts_with("DialEnd ") && e.ends_with("BUSY")),
         "{tail:#?}"
     );
+    srv.stop().await;
+}
+
+/// A minimal WebSocket client: the upgrade, then unmasked text frames from the server.
+struct Ws {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Ws {
+    /// `Err(status)` when the server refuses the upgrade.
+    async fn connect(api: std::net::SocketAddr, path: &str) -> Result<Ws, u16> {
+        let mut s = TcpStream::connect(api).await.unwrap();
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {api}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut ws = Ws { s, buf: Vec::new() };
+        loop {
+            if let Some(p) = ws.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head: Vec<u8> = ws.buf.drain(..p + 4).collect();
+                let head = String::from_utf8_lossy(&head);
+                let status: u16 = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+                return if status == 101 { Ok(ws) } else { Err(status) };
+            }
+            assert!(ws.fill().await, "no upgrade answer");
+        }
+    }
+
+    async fn fill(&mut self) -> bool {
+        let mut b = [0u8; 8192];
+        match tokio::time::timeout(Duration::from_secs(5), self.s.read(&mut b)).await {
+            Ok(Ok(n)) if n > 0 => {
+                self.buf.extend_from_slice(&b[..n]);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The next text message as JSON.
+    async fn next(&mut self) -> serde_json::Value {
+        loop {
+            if self.buf.len() >= 2 {
+                let (len, off) = match self.buf[1] & 0x7f {
+                    126 if self.buf.len() >= 4 => {
+                        (u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize, 4)
+                    }
+                    127 | 126 => (usize::MAX, 0),
+                    n => (n as usize, 2),
+                };
+                if len != usize::MAX && self.buf.len() >= off + len {
+                    let opcode = self.buf[0] & 0x0f;
+                    let payload: Vec<u8> = self.buf.drain(..off + len).skip(off).collect();
+                    if opcode == 1 {
+                        return serde_json::from_slice(&payload).unwrap();
+                    }
+                    continue;
+                }
+            }
+            assert!(self.fill().await, "no WebSocket message");
+        }
+    }
+}
+
+/// RayanPBX's events API and WebSocket (fed from the event hub even with AMI off).
+#[tokio::test]
+async fn events_api_and_websocket() {
+    use crate::support::http;
+    const TOKEN: &str = "test-token-123456";
+    let srv = TestServer::start("").await;
+    let api = srv.api();
+    assert_eq!(Ws::connect(api, "/ws").await.err(), Some(401));
+    assert_eq!(Ws::connect(api, "/ws?token=wrong").await.err(), Some(401));
+    let (st, _) = http(api, "GET", "/api/events", None, None).await;
+    assert_eq!(st, 401);
+    let mut ws = Ws::connect(api, &format!("/ws?token={TOKEN}"))
+        .await
+        .expect("upgrade");
+    let welcome = ws.next().await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    let mut p = Phone::udp(srv.udp(), "1002").await;
+    assert_eq!(
+        p.register("1002", "secret1002", Some(600)).await.status,
+        200
+    );
+    let ev = ws.next().await;
+    assert_eq!(ev["type"], "extension.registration", "{ev}");
+    assert_eq!(ev["event"], ev["type"]);
+    assert_eq!(ev["payload"], ev["data"]);
+    assert_eq!(ev["data"]["extension"], "1002");
+    assert_eq!(ev["data"]["registered"], true);
+    assert!(ev["timestamp"].as_str().unwrap().ends_with('Z'), "{ev}");
+    let (st, body) = http(api, "GET", "/api/events", Some(TOKEN), None).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["count"], 1, "{body}");
+    assert_eq!(body["events"][0]["type"], "extension.registration");
+    let (_, body) = http(api, "GET", "/api/events/calls", Some(TOKEN), None).await;
+    assert_eq!(body["count"], 0, "{body}");
+    let (_, body) = http(api, "GET", "/api/events/extension/1002", Some(TOKEN), None).await;
+    assert_eq!(body["registered"], true, "{body}");
+    assert_eq!(body["status"], "Unknown", "{body}");
+    assert!(
+        body["uri"].as_str().unwrap().starts_with("sip:1002@"),
+        "{body}"
+    );
+    let (_, body) = http(api, "GET", "/api/events/extension/1003", Some(TOKEN), None).await;
+    assert_eq!(
+        body,
+        serde_json::json!({"extension":"1003","registered":false,"status":"unknown"})
+    );
+    assert_eq!(p.register("1002", "secret1002", Some(0)).await.status, 200);
+    let ev = ws.next().await;
+    assert_eq!(ev["data"]["status"], "Removed", "{ev}");
+    assert_eq!(ev["data"]["registered"], false, "{ev}");
+    let (_, body) = http(api, "GET", "/api/events/registrations", Some(TOKEN), None).await;
+    assert_eq!(body["count"], 2, "{body}");
+    let (st, body) = http(api, "POST", "/api/events/clear", Some(TOKEN), None).await;
+    assert_eq!(
+        (st, body["message"].as_str()),
+        (200, Some("Event history cleared"))
+    );
+    let (_, body) = http(api, "GET", "/api/events", Some(TOKEN), None).await;
+    assert_eq!(body["count"], 0, "{body}");
+    srv.stop().await;
+}
+
+/// `dialtone monitor-events` prints RayanPBX's lines for registrations.
+#[tokio::test]
+async fn monitor_events_cli() {
+    use std::io::BufRead;
+    let srv = TestServer::start(AMI).await;
+    let cfg = srv.write_config();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dialtone"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["monitor-events", "--ami", &srv.ami().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run dialtone");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            match line {
+                Ok(l) => {
+                    if tx.send(l).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .ok()
+            .flatten()
+    };
+    let first = next().await;
+    assert!(
+        first
+            .as_deref()
+            .is_some_and(|l| l.starts_with("Monitoring AMI events at")),
+        "{first:?}"
+    );
+    let mut p = Phone::udp(srv.udp(), "1002").await;
+    assert_eq!(
+        p.register("1002", "secret1002", Some(600)).await.status,
+        200
+    );
+    assert_eq!(
+        next().await.as_deref(),
+        Some("✅ Extension 1002 registered")
+    );
+    assert_eq!(p.register("1002", "secret1002", Some(0)).await.status, 200);
+    assert_eq!(
+        next().await.as_deref(),
+        Some("❌ Extension 1002 unregistered")
+    );
+    let _ = child.kill();
+    let _ = child.wait();
     srv.stop().await;
 }
