@@ -587,7 +587,13 @@ fn setvar_and_lookup() {
     assert!(t.set_var("PJSIP/1001-00000000", "FOO", "bar"));
     assert!(!t.set_var("PJSIP/1001-00000099", "FOO", "bar"));
     let ch = t.channels();
-    assert_eq!(ch[0].variables, [("FOO".to_string(), "bar".to_string())]);
+    assert_eq!(
+        ch[0].variables,
+        [
+            ("SIPCALLID".to_string(), "cid-1".to_string()),
+            ("FOO".to_string(), "bar".to_string())
+        ]
+    );
     assert_eq!(t.retain_calls(&[]), 1);
     assert!(t.channels().is_empty());
 }
