@@ -35,10 +35,13 @@ use crate::pbx::directory::Extension;
 use crate::pbx::engine::PbxEvent;
 use crate::store::Store;
 
-/// Events buffered per client before it counts as too slow.
-const EVENT_BUFFER: usize = 4096;
-/// A client that does not take a write within this long is dropped.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Events buffered (shared by all clients) before a client counts as too slow.
+const EVENT_BUFFER: usize = 16_384;
+/// Events taken at once before writing to a client.
+const EVENT_BATCH: usize = 512;
+/// A client that does not take a write within this long is dropped (a stalled reader never
+/// holds more than the shared event ring).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn unix_now() -> f64 {
     SystemTime::now()
@@ -382,7 +385,20 @@ async fn connection(
                 Ok(n) => session.handle_input(Instant::now(), &buf[..n]),
             },
             ev = events.recv() => match ev {
-                Ok(ev) => session.handle_event(&ev),
+                Ok(ev) => {
+                    session.handle_event(&ev);
+                    // Take what else is waiting: one write for a burst, not one per event.
+                    for _ in 0..EVENT_BATCH {
+                        match events.try_recv() {
+                            Ok(ev) => session.handle_event(&ev),
+                            Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                                session.handle_lag(Instant::now(), n);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
                 Err(broadcast::error::RecvError::Lagged(n)) => session.handle_lag(Instant::now(), n),
                 Err(broadcast::error::RecvError::Closed) => break,
             },
