@@ -21,8 +21,9 @@ fi
 free_port() { python3 -c 'import socket
 s=socket.socket(); s.bind(("127.0.0.1",0)); p=s.getsockname()[1]; s.close()
 u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.bind(("127.0.0.1",p)); u.close(); print(p)'; }
-SIP_PORT=$(free_port); API_PORT=$(free_port)
+SIP_PORT=$(free_port); API_PORT=$(free_port); AMI_PORT=$(free_port)
 TOKEN=conformance-token-0123456789
+AMI_SECRET=conformance-ami-secret
 
 # 100 extensions 3000..3099, password secret<N>
 {
@@ -36,7 +37,11 @@ api:
   require_authentication: true
   tokens: ["$TOKEN"]
 ami:
-  enabled: false
+  enabled: true
+  host: 127.0.0.1
+  port: $AMI_PORT
+  users:
+    - { username: conformance, secret: $AMI_SECRET, read: all, write: all }
 compat_api:
   enabled: false
 database:
@@ -105,7 +110,7 @@ PY
 
 echo "== sipp call: uac_auth (3000..3009) -> Dialtone (407 on every INVITE, relay) -> uas registered as 3099"
 KIT="$ROOT/../shared/bench/scenarios"
-[ -d "$KIT" ] || KIT="/work/shared/bench/scenarios"  # a git worktree sits one level deeper
+[ -d "$KIT" ] || KIT="$ROOT/../../shared/bench/scenarios"   # from a git worktree
 if [ -f "$KIT/uac_auth.xml" ] && [ -f "$KIT/uas.xml" ]; then
   UAS_PORT=$(free_port); UAS_MP=$(free_port); UAC_MP=$(free_port)
   printf 'SEQUENTIAL\n3099;secret3099;[authentication username=3099 password=secret3099]\n' > "$WORK/callee.csv"
@@ -150,6 +155,15 @@ for r in rows:
     assert r["codec_a"] == "alaw", r
 print(f"  20 calls with RTP, 0 failed; per-leg packets e.g. {rows[0]['rtp']}")
 PY
+
+  echo "== AMI with a real client (panoramisk): endpoints, ContactStatus, call events, Originate, Hangup"
+  python3 -c 'import panoramisk' 2>/dev/null || timeout 120 python3 -m pip install -q panoramisk >/dev/null 2>&1 || true
+  if python3 -c 'import panoramisk' 2>/dev/null; then
+    timeout 120 python3 "$HERE/ami_panoramisk.py" "$AMI_PORT" conformance "$AMI_SECRET" "$SIP_PORT" "$UAS_PORT" \
+      "$WORK" "$HERE/sipp/reg_auth.xml" "$KIT/uac_auth.xml" "$WORK/callers.csv" "$KIT/uas.xml" || fail "AMI client run"
+  else
+    echo "  skipped: panoramisk not installable (no PyPI access)"
+  fi
 else
   echo "  skipped: ../shared/bench/scenarios not found"
 fi

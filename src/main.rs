@@ -58,6 +58,19 @@ enum Cmd {
         #[arg(long, env = "DIALTONE_AMI_SECRET")]
         secret: Option<String>,
     },
+    /// Print registrations, ringing and ended calls as they happen (RayanPBX's
+    /// `rayanpbx:monitor-events`), from the running server's AMI.
+    MonitorEvents {
+        /// AMI address (default: ami.host:ami.port from the config).
+        #[arg(long)]
+        ami: Option<std::net::SocketAddr>,
+        /// AMI user (default: the first ami.users entry).
+        #[arg(long, env = "DIALTONE_AMI_USER")]
+        user: Option<String>,
+        /// Its secret (default: from the config).
+        #[arg(long, env = "DIALTONE_AMI_SECRET")]
+        secret: Option<String>,
+    },
     /// Import or export Asterisk pjsip.conf / extensions.conf (works while the server runs).
     Pjsip {
         #[command(subcommand)]
@@ -267,19 +280,32 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
+        Cmd::MonitorEvents { ami, user, secret } => {
+            let addr = ami.unwrap_or_else(|| cfg.ami_addr());
+            let (username, secret) = ami_account(&cfg, user, secret)?;
+            rt.block_on(async {
+                let run = runtime::ami_io::monitor_events(addr, &username, &secret, |line| {
+                    use std::io::Write;
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{line}");
+                    let _ = out.flush();
+                });
+                tokio::select! {
+                    r = run => r.with_context(|| format!("AMI at {addr}")),
+                    _ = tokio::signal::ctrl_c() => Ok(()),
+                }
+            })
+        }
         Cmd::Pjsip { action } => rt.block_on(pjsip_cmd(cfg, action)),
     }
 }
 
-/// Run one CLI command on the running server through its AMI (`asterisk -rx`).
-async fn ami_cli(
+/// The AMI user and secret for the CLI commands: given, or the config's (first) user.
+fn ami_account(
     cfg: &Config,
-    ami: Option<std::net::SocketAddr>,
     user: Option<String>,
     secret: Option<String>,
-    command: &str,
-) -> Result<(bool, String)> {
-    let addr = ami.unwrap_or_else(|| cfg.ami_addr());
+) -> Result<(String, String)> {
     let account = match &user {
         Some(u) => cfg.ami.users.iter().find(|x| &x.username == u),
         None => cfg.ami.users.first(),
@@ -291,6 +317,19 @@ async fn ami_cli(
     let secret = secret
         .or_else(|| account.map(|a| a.secret.expose().to_string()))
         .context("no AMI secret: pass --secret")?;
+    Ok((username, secret))
+}
+
+/// Run one CLI command on the running server through its AMI (`asterisk -rx`).
+async fn ami_cli(
+    cfg: &Config,
+    ami: Option<std::net::SocketAddr>,
+    user: Option<String>,
+    secret: Option<String>,
+    command: &str,
+) -> Result<(bool, String)> {
+    let addr = ami.unwrap_or_else(|| cfg.ami_addr());
+    let (username, secret) = ami_account(cfg, user, secret)?;
     runtime::ami_io::run_command(addr, &username, &secret, command)
         .await
         .with_context(|| format!("AMI at {addr}"))

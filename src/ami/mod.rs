@@ -6,11 +6,13 @@
 
 pub mod actions;
 pub mod backend;
+pub mod channels;
 pub mod cli;
 pub mod events;
 pub mod filter;
 pub mod frame;
 pub mod model;
+pub mod monitor;
 pub mod perms;
 pub mod session;
 pub mod tracker;

@@ -80,6 +80,10 @@ impl WireEvent {
     }
 }
 
+/// Events held while an action is answered (e.g. a sync `Originate`) before the session
+/// counts as unable to keep up.
+pub const MAX_QUEUED_EVENTS: usize = 16_384;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Unauthenticated,
@@ -248,6 +252,12 @@ impl AmiSession {
             return;
         }
         if self.pending.is_some() {
+            if self.queued.len() >= MAX_QUEUED_EVENTS {
+                // A long action (a sync Originate) while events pour in: bounded memory.
+                tracing::warn!(peer = %self.peer, "AMI events queued behind an action overflowed; closing");
+                self.state = State::Closed;
+                return;
+            }
             self.queued.push_back(ev.clone());
         } else {
             self.out.push_str(&ev.wire);

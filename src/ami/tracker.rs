@@ -14,6 +14,9 @@ struct EndpointState {
     contacts: HashMap<String, ContactState>,
     /// Call state from the call engine (`InUse`, `Ringing`, ...); `None` = idle.
     call: Option<DeviceState>,
+    /// The engine's own device state (`PbxEvent::DeviceState`): once one arrived it wins
+    /// over the state derived here from registrations and channels.
+    engine: Option<DeviceState>,
     /// The last device state reported.
     reported: Option<DeviceState>,
     /// `(exten, context)` of its hint.
@@ -26,6 +29,9 @@ impl EndpointState {
     }
 
     fn device_state(&self) -> DeviceState {
+        if let Some(s) = self.engine {
+            return s;
+        }
         match (self.available(), self.call) {
             (_, Some(c)) => c,
             (true, None) => DeviceState::NotInUse,
@@ -38,6 +44,20 @@ impl EndpointState {
 #[derive(Debug, Default)]
 pub struct EndpointTracker {
     endpoints: HashMap<String, EndpointState>,
+}
+
+/// The AMI token of an engine device state.
+pub fn device_state(s: crate::pbx::presence::DeviceState) -> DeviceState {
+    use crate::pbx::presence::DeviceState as P;
+    match s {
+        P::NotInUse => DeviceState::NotInUse,
+        P::InUse => DeviceState::InUse,
+        P::Busy => DeviceState::Busy,
+        P::Unavailable => DeviceState::Unavailable,
+        P::Ringing => DeviceState::Ringing,
+        P::RingInUse => DeviceState::RingInUse,
+        P::OnHold => DeviceState::OnHold,
+    }
 }
 
 /// The AMI status of a qualify result.
@@ -146,10 +166,27 @@ impl EndpointTracker {
                 let rtt = rtt.map(|d| d.as_micros() as u64);
                 self.update(aor, contact, contact_state(*status), rtt)
             }
-            // Channel events are built by the runtime's call tracker.
-            PbxEvent::Call(_) | PbxEvent::DeviceState { .. } | PbxEvent::Presence { .. } => {
-                Vec::new()
+            PbxEvent::DeviceState {
+                extension, state, ..
+            } => {
+                let e = self.endpoints.entry(extension.clone()).or_default();
+                e.engine = Some(device_state(*state));
+                let mut out = Vec::new();
+                Self::report_device(extension, e, &mut out);
+                out
             }
+            PbxEvent::Presence {
+                extension,
+                status,
+                note,
+            } => vec![events::presence_state_change(
+                &format!("CustomPresence:{extension}"),
+                status.asterisk_name(),
+                "",
+                note.as_deref().unwrap_or(""),
+            )],
+            // Channel events and CDRs are built by the channel tracker.
+            PbxEvent::Call(_) | PbxEvent::Cdr(_) => Vec::new(),
         }
     }
 }
@@ -224,5 +261,35 @@ mod tests {
             ]
         );
         assert_eq!(t.device_state("1001"), DeviceState::Unavailable);
+    }
+
+    #[test]
+    fn engine_device_state_wins() {
+        use crate::pbx::presence::DeviceState as P;
+        let mut t = EndpointTracker::new();
+        t.set_hint("1001", "1001", "from-internal");
+        let evs = t.handle(&PbxEvent::DeviceState {
+            extension: "1001".into(),
+            state: P::Ringing,
+            dnd: false,
+        });
+        assert_eq!(
+            names(&evs),
+            ["DeviceStateChange:RINGING", "ExtensionStatus:Ringing"]
+        );
+        // The tracker's own call state no longer reports.
+        assert!(
+            t.set_call_state("1001", Some(DeviceState::InUse))
+                .is_empty()
+        );
+        let evs = t.handle(&PbxEvent::DeviceState {
+            extension: "1001".into(),
+            state: P::OnHold,
+            dnd: false,
+        });
+        assert_eq!(
+            names(&evs),
+            ["DeviceStateChange:ONHOLD", "ExtensionStatus:Hold"]
+        );
     }
 }

@@ -347,6 +347,18 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// The bearer token of a request (for handlers outside the middleware).
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    bearer(headers)
+}
+
+impl AuthState {
+    /// Whether requests without a valid token are refused.
+    pub(crate) fn requires_authentication(&self) -> bool {
+        self.cfg.require_authentication
+    }
+}
+
 /// Middleware of the protected routes: sets the request's [`Principal`] or answers 401.
 pub async fn require_auth(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let token = bearer(req.headers());

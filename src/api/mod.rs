@@ -22,6 +22,7 @@ mod calls;
 mod cdr;
 pub mod compat;
 mod error;
+pub mod events;
 mod extensions;
 pub mod ispbx;
 pub mod jwt;
@@ -56,6 +57,7 @@ pub use extensions::{
 pub(crate) struct AppState {
     backend: Arc<dyn ApiBackend>,
     auth: Arc<auth::AuthState>,
+    events: Arc<events::EventFeed>,
 }
 
 /// Builds the API router. Serve it with [`serve`] (or with
@@ -65,9 +67,19 @@ pub(crate) struct AppState {
 /// The router has no global fallback (it only claims `/api/*` and `/health`), so it can be
 /// merged with other routers.
 pub fn router(backend: Arc<dyn ApiBackend>, cfg: ApiConfig) -> Router {
+    router_with_events(backend, cfg, events::EventFeed::new())
+}
+
+/// [`router`] with the RayanPBX event history and WebSocket fed from `feed`.
+pub fn router_with_events(
+    backend: Arc<dyn ApiBackend>,
+    cfg: ApiConfig,
+    feed: Arc<events::EventFeed>,
+) -> Router {
     let state = AppState {
         backend,
         auth: auth::state(cfg),
+        events: feed,
     };
     let protected = Router::new()
         .route(
@@ -90,6 +102,11 @@ pub fn router(backend: Arc<dyn ApiBackend>, cfg: ApiConfig) -> Router {
         .route("/api/calls/{id}", axum::routing::delete(calls::hangup_path))
         .route("/api/call/hangup", post(calls::hangup_body))
         .route("/api/call", post(calls::originate))
+        .route("/api/events", get(events::all))
+        .route("/api/events/registrations", get(events::registrations))
+        .route("/api/events/calls", get(events::calls))
+        .route("/api/events/extension/{number}", get(events::extension))
+        .route("/api/events/clear", post(events::clear))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_auth,
@@ -99,6 +116,7 @@ pub fn router(backend: Arc<dyn ApiBackend>, cfg: ApiConfig) -> Router {
         .route("/api/status", get(status))
         .route("/api/auth/login", post(auth::login))
         .route("/api/auth/logout", post(auth::logout))
+        .route("/ws", get(events::ws))
         .route("/api/v1/{*rest}", any(redirect_v1))
         .route("/api", any(not_found))
         .route("/api/", any(not_found))

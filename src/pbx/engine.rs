@@ -190,6 +190,9 @@ pub enum PbxEvent {
         status: QualifyStatus,
         rtt: Option<Duration>,
     },
+    /// A finished call's record (published by the runtime from [`Output::Cdr`], right after
+    /// the call's `Ended`), for the AMI `Cdr` event.
+    Cdr(Box<CallRecord>),
 }
 
 /// What the engine wants done.

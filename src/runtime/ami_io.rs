@@ -19,7 +19,8 @@ use super::core::CoreHandle;
 use crate::ami::backend::{
     AmiBackend, BoxFut, ControlError, ControlOk, OriginateRequest, RedirectRequest, Reply, execute,
 };
-use crate::ami::events::{self, ChannelSnapshot, ChannelState, ContactState, DeviceState};
+use crate::ami::channels::{ChannelTracker, OriginateOutcome, PendingOriginate};
+use crate::ami::events::{self, AmiEvent, ContactState, DeviceState, OriginateTarget};
 use crate::ami::filter::EventFilters;
 use crate::ami::model::{
     Aor, Auth, Contact, DialplanContext, DialplanExten, DialplanPriority, Endpoint, Hint, Snapshot,
@@ -28,14 +29,19 @@ use crate::ami::model::{
 use crate::ami::perms::{Acl, Net, parse_perms};
 use crate::ami::session::{AmiSession, AmiSettings, AmiUser, WireEvent};
 use crate::ami::tracker::{EndpointTracker, contact_state};
+use crate::api::events::EventFeed;
 use crate::config::Config;
 use crate::pbx::directory::Extension;
+use crate::pbx::engine::PbxEvent;
 use crate::store::Store;
 
-/// Events buffered per client before it counts as too slow.
-const EVENT_BUFFER: usize = 4096;
-/// A client that does not take a write within this long is dropped.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Events buffered (shared by all clients) before a client counts as too slow.
+const EVENT_BUFFER: usize = 16_384;
+/// Events taken at once before writing to a client.
+const EVENT_BATCH: usize = 512;
+/// A client that does not take a write within this long is dropped (a stalled reader never
+/// holds more than the shared event ring).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn unix_now() -> f64 {
     SystemTime::now()
@@ -71,6 +77,101 @@ pub fn settings(cfg: &Config, started_unix: f64) -> AmiSettings {
     AmiSettings::new(users, started_unix)
 }
 
+/// Locks a tracker (a poisoned lock still holds usable state).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Unix milliseconds → local `%Y-%m-%d %H:%M:%S` (the `Cdr` event's times).
+pub fn local_time(ms: u64) -> String {
+    let t = (ms / 1000) as libc::time_t;
+    // SAFETY: localtime_r writes into the `tm` we own; a zeroed tm is a valid initial value.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
+    if !ok {
+        return String::new();
+    }
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
+/// The fan-out from the engine's event bus to AMI events: registrations and device states
+/// ([`EndpointTracker`]) and calls ([`ChannelTracker`]). It runs whether or not the AMI
+/// listens (the RayanPBX events API reads the same stream), off the SIP core.
+pub struct EventHub {
+    events: broadcast::Sender<Arc<WireEvent>>,
+    channels: Arc<Mutex<ChannelTracker>>,
+    waiters: Waiters,
+    task: JoinHandle<()>,
+}
+
+impl EventHub {
+    /// Seed the trackers (hints, contexts, restored contacts) and start the fan-out.
+    pub async fn start(core: &CoreHandle, store: &Store, feed: Option<Arc<EventFeed>>) -> EventHub {
+        let (events, _) = broadcast::channel::<Arc<WireEvent>>(EVENT_BUFFER);
+        // Subscribe first so no engine event is missed.
+        let engine_events = core.subscribe();
+        // Hints and contacts are known before the first client can connect: a phone that
+        // registers after a client logged in is always reported as a change.
+        let mut tracker = EndpointTracker::new();
+        let mut channels = ChannelTracker::new(rand::random());
+        if let Ok(exts) = store.list_extensions().await {
+            for e in exts.iter().filter(|e| e.enabled) {
+                tracker.set_hint(&e.number, &e.number, &e.context);
+                channels.set_context(&e.number, &e.context);
+            }
+        }
+        for c in core.contacts(None).await {
+            tracker.seed_contact(&c.number, &c.uri, contact_state(c.qualify));
+        }
+        let channels = Arc::new(Mutex::new(channels));
+        let waiters = Waiters::default();
+        let task = tokio::spawn(fan_out(
+            tracker,
+            channels.clone(),
+            waiters.clone(),
+            engine_events,
+            events.clone(),
+            feed,
+            core.clone(),
+        ));
+        EventHub {
+            events,
+            channels,
+            waiters,
+            task,
+        }
+    }
+
+    /// The AMI events as sessions receive them.
+    pub fn publisher(&self) -> broadcast::Sender<Arc<WireEvent>> {
+        self.events.clone()
+    }
+
+    /// The live channels.
+    pub fn channels(&self) -> Arc<Mutex<ChannelTracker>> {
+        self.channels.clone()
+    }
+
+    pub fn shutdown(self) {
+        self.task.abort();
+    }
+}
+
 /// A running AMI listener.
 pub struct AmiServer {
     addr: SocketAddr,
@@ -95,9 +196,11 @@ impl AmiServer {
     }
 }
 
-/// Bind and start. `started_unix_ms`: when the PBX started.
+/// Bind and start. `started_unix_ms`: when the PBX started; `hub`: the event fan-out.
+#[allow(clippy::too_many_arguments)]
 pub async fn start(
     cfg: &Config,
+    hub: &EventHub,
     core: CoreHandle,
     store: Store,
     started_unix_ms: i64,
@@ -113,7 +216,7 @@ pub async fn start(
     if settings.users.is_empty() {
         warn!(%bound, "AMI is listening but ami.users is empty: nobody can log in");
     }
-    let (events, _) = broadcast::channel::<Arc<WireEvent>>(EVENT_BUFFER);
+    let events = hub.publisher();
     let backend = Arc::new(new_backend(
         cfg,
         core.clone(),
@@ -122,28 +225,15 @@ pub async fn start(
         udp_addr,
         tcp_addr,
         events.clone(),
+        hub,
         pjsip,
     ));
-    // Subscribe before the accept loop so no engine event is missed.
-    let engine_events = core.subscribe();
-    // Hints and contacts are known before the first client can connect: a phone that
-    // registers after a client logged in is always reported as a change.
-    let mut tracker = EndpointTracker::new();
-    if let Ok(exts) = store.list_extensions().await {
-        for e in exts.iter().filter(|e| e.enabled) {
-            tracker.set_hint(&e.number, &e.number, &e.context);
-        }
-    }
-    for c in core.contacts(None).await {
-        tracker.seed_contact(&c.number, &c.uri, contact_state(c.qualify));
-    }
-    let fanout = tokio::spawn(fan_out(tracker, engine_events, events.clone()));
     let accept = tokio::spawn(accept_loop(listener, settings, backend, events.clone()));
     info!(%bound, "AMI listening");
     Ok(AmiServer {
         addr: bound,
         events,
-        tasks: vec![fanout, accept],
+        tasks: vec![accept],
     })
 }
 
@@ -157,6 +247,7 @@ fn new_backend(
     udp_addr: SocketAddr,
     tcp_addr: Option<SocketAddr>,
     events: broadcast::Sender<Arc<WireEvent>>,
+    hub: &EventHub,
     pjsip: Arc<super::pjsip_reload::PjsipReloader>,
 ) -> Backend {
     let mut transports = vec![Transport {
@@ -177,6 +268,8 @@ fn new_backend(
     }
     Backend {
         core,
+        channels: hub.channels(),
+        waiters: hub.waiters.clone(),
         store,
         started,
         last_reload: Mutex::new(started),
@@ -203,10 +296,10 @@ pub fn console(
     started_unix_ms: i64,
     udp_addr: SocketAddr,
     tcp_addr: Option<SocketAddr>,
-    events: Option<broadcast::Sender<Arc<WireEvent>>>,
+    hub: &EventHub,
     pjsip: Arc<super::pjsip_reload::PjsipReloader>,
 ) -> Arc<dyn AmiBackend> {
-    let events = events.unwrap_or_else(|| broadcast::channel(16).0);
+    let events = hub.publisher();
     Arc::new(new_backend(
         cfg,
         core,
@@ -215,6 +308,7 @@ pub fn console(
         udp_addr,
         tcp_addr,
         events,
+        hub,
         pjsip,
     ))
 }
@@ -238,22 +332,57 @@ pub async fn run_cli(backend: &dyn AmiBackend, cmd: &str) -> crate::ami::cli::Cl
     cli::run(cmd, &snap)
 }
 
-/// Engine events → AMI events for every session.
+/// Engine events → AMI events for every session (and the RayanPBX feed).
 async fn fan_out(
     mut tracker: EndpointTracker,
-    mut rx: broadcast::Receiver<crate::pbx::engine::PbxEvent>,
+    channels: Arc<Mutex<ChannelTracker>>,
+    waiters: Waiters,
+    mut rx: broadcast::Receiver<PbxEvent>,
     tx: broadcast::Sender<Arc<WireEvent>>,
+    feed: Option<Arc<EventFeed>>,
+    core: CoreHandle,
 ) {
     loop {
         match rx.recv().await {
             Ok(ev) => {
-                for ami in tracker.handle(&ev) {
+                let now_ms = unix_ms();
+                let out: Vec<AmiEvent> = match &ev {
+                    PbxEvent::Call(ce) => {
+                        let mut ch = lock(&channels);
+                        let mut eps = ch.endpoints_of(ce);
+                        let mut out = ch.handle(now_ms as f64 / 1000.0, ce);
+                        if eps.is_empty() {
+                            eps = ch.endpoints_of(ce);
+                        }
+                        for ep in eps {
+                            out.extend(tracker.set_call_state(&ep, ch.endpoint_state(&ep)));
+                        }
+                        for (call, o) in ch.take_outcomes() {
+                            if let Some(w) = lock(&waiters).remove(&call) {
+                                let _ = w.send(o);
+                            }
+                        }
+                        out
+                    }
+                    PbxEvent::Cdr(r) => vec![lock(&channels).cdr(r, &local_time)],
+                    _ => tracker.handle(&ev),
+                };
+                for ami in out {
+                    if let Some(f) = &feed {
+                        f.push_ami(&ami, now_ms);
+                    }
                     // No receivers is fine.
                     let _ = tx.send(Arc::new(WireEvent::new(ami)));
                 }
             }
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 warn!(missed = n, "AMI event fan-out lagged behind the engine");
+                // Channels of calls whose end was missed would stay forever: drop them.
+                let alive: Vec<u64> = core.calls().await.iter().map(|c| c.id).collect();
+                let gone = lock(&channels).retain_calls(&alive);
+                if gone > 0 {
+                    warn!(calls = gone, "AMI forgot calls whose end it missed");
+                }
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
@@ -331,7 +460,20 @@ async fn connection(
                 Ok(n) => session.handle_input(Instant::now(), &buf[..n]),
             },
             ev = events.recv() => match ev {
-                Ok(ev) => session.handle_event(&ev),
+                Ok(ev) => {
+                    session.handle_event(&ev);
+                    // Take what else is waiting: one write for a burst, not one per event.
+                    for _ in 0..EVENT_BATCH {
+                        match events.try_recv() {
+                            Ok(ev) => session.handle_event(&ev),
+                            Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                                session.handle_lag(Instant::now(), n);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
                 Err(broadcast::error::RecvError::Lagged(n)) => session.handle_lag(Instant::now(), n),
                 Err(broadcast::error::RecvError::Closed) => break,
             },
@@ -353,8 +495,13 @@ async fn connection(
 
 // ------------------------------------------------------------------ backend
 
+/// Sync `Originate`s waiting for their call's first leg, by engine call id.
+type Waiters = Arc<Mutex<HashMap<u64, tokio::sync::oneshot::Sender<OriginateOutcome>>>>;
+
 struct Backend {
     core: CoreHandle,
+    channels: Arc<Mutex<ChannelTracker>>,
+    waiters: Waiters,
     store: Store,
     started: f64,
     last_reload: Mutex<f64>,
@@ -470,15 +617,6 @@ fn endpoint_options(e: &Extension, transport: &str) -> Vec<(String, String)> {
     ])
 }
 
-/// The channel names Dialtone shows for a call: caller then callee.
-fn call_channels(c: &crate::pbx::engine::CallView) -> (String, String) {
-    let n = (c.id.wrapping_mul(2) & 0xffff_ffff) as u32;
-    (
-        events::channel_name(&c.from, n),
-        events::channel_name(&c.to, n.wrapping_add(1)),
-    )
-}
-
 impl Backend {
     async fn build(&self) -> Snapshot {
         let now = unix_now();
@@ -491,76 +629,12 @@ impl Backend {
             .filter(|e| e.enabled)
             .collect();
         let contacts = self.core.contacts(None).await;
-        let calls = self.core.calls().await;
         let stats = self.core.stats().await;
-        let by_number: HashMap<&str, &Extension> =
-            exts.iter().map(|e| (e.number.as_str(), e)).collect();
-
-        // Channels (until the call engine reports its own).
-        let mut channels = Vec::new();
-        let mut call_state: HashMap<String, DeviceState> = HashMap::new();
-        for c in &calls {
-            let (a_name, b_name) = call_channels(c);
-            let start_s = c.start as f64 / 1000.0;
-            let uid = events::uniqueid(start_s as i64, c.id.wrapping_mul(2));
-            let name_of = |n: &str| by_number.get(n).map(|e| e.name.clone()).unwrap_or_default();
-            let ctx_of = |n: &str| {
-                by_number
-                    .get(n)
-                    .map(|e| e.context.clone())
-                    .unwrap_or_else(|| "from-internal".into())
-            };
-            let mut a = ChannelSnapshot::new(a_name, uid.clone());
-            a.state = if c.answered {
-                ChannelState::Up
-            } else {
-                ChannelState::Ring
-            };
-            a.caller_id_num = c.from.clone();
-            a.caller_id_name = name_of(&c.from);
-            a.connected_line_num = c.to.clone();
-            a.connected_line_name = name_of(&c.to);
-            a.context = ctx_of(&c.from);
-            a.exten = c.to.clone();
-            a.application = "Dial".into();
-            a.app_data = format!("PJSIP/{},30", c.to);
-            a.created_unix = start_s;
-            a.endpoint = c.from.clone();
-            a.variables = vec![("SIPCALLID".into(), c.call_id.clone())];
-            let mut b = ChannelSnapshot::new(
-                b_name,
-                events::uniqueid(start_s as i64, c.id.wrapping_mul(2) + 1),
-            );
-            b.linkedid = uid;
-            b.state = if c.answered {
-                ChannelState::Up
-            } else {
-                ChannelState::Ringing
-            };
-            b.caller_id_num = c.to.clone();
-            b.caller_id_name = name_of(&c.to);
-            b.connected_line_num = c.from.clone();
-            b.connected_line_name = name_of(&c.from);
-            b.context = ctx_of(&c.to);
-            b.exten = c.to.clone();
-            b.application = "AppDial".into();
-            b.app_data = "(Outgoing Line)".into();
-            b.created_unix = start_s;
-            b.endpoint = c.to.clone();
-            if c.answered {
-                let bridge = format!("dialtone-bridge-{:016x}", c.id);
-                a.bridge_id = bridge.clone();
-                b.bridge_id = bridge;
-            }
-            call_state.insert(c.from.clone(), DeviceState::InUse);
-            call_state.entry(c.to.clone()).or_insert(if c.answered {
-                DeviceState::InUse
-            } else {
-                DeviceState::Ringing
-            });
-            channels.push(a);
-            channels.push(b);
-        }
+        // The channels the events named.
+        let (channels, call_state) = {
+            let t = lock(&self.channels);
+            (t.channels(), t.endpoint_states())
+        };
 
         let (min_exp, max_exp, def_exp) = self.registrar;
         let mut endpoints = Vec::new();
@@ -716,6 +790,111 @@ impl Backend {
     }
 }
 
+/// `"Name" <num>` → `(num, name)`; a bare number is the number.
+fn parse_caller_id(s: &str) -> (String, String) {
+    let s = s.trim();
+    match (s.find('<'), s.rfind('>')) {
+        (Some(l), Some(r)) if l < r => {
+            let name = s[..l].trim().trim_matches('"').to_string();
+            (s[l + 1..r].trim().to_string(), name)
+        }
+        _ => (s.to_string(), String::new()),
+    }
+}
+
+impl Backend {
+    fn publish(&self, ev: AmiEvent) {
+        let _ = self.events.send(Arc::new(WireEvent::new(ev)));
+    }
+
+    /// `Originate` of `PJSIP/<from>` to `Exten <to>`: the engine's click-to-dial (it rings
+    /// `from`, then calls `to`). Async: queued at once, reported by `OriginateResponse`
+    /// (published while the action is still pending, so the session sends it after the
+    /// response). Sync: answered once `from` picked up.
+    async fn originate_call(&self, req: OriginateRequest) -> Result<ControlOk, ControlError> {
+        let (tech, resource) = req.channel.split_once('/').unwrap_or(("", ""));
+        if !tech.eq_ignore_ascii_case("PJSIP") {
+            return Err(ControlError::Unsupported(format!(
+                "Originate supports PJSIP/<extension> channels only, not {}",
+                req.channel
+            )));
+        }
+        let from = resource.split(['@', '/']).next().unwrap_or("").to_string();
+        let to = match &req.target {
+            OriginateTarget::Exten { exten, .. } => exten.clone(),
+            OriginateTarget::App { application, .. } => {
+                return Err(ControlError::Unsupported(format!(
+                    "Originate to an application ({application}) is not available in Dialtone; use Context/Exten"
+                )));
+            }
+        };
+        let caller_id = req.caller_id.as_deref().map(parse_caller_id);
+        let pending = PendingOriginate {
+            action_id: req.action_id.clone(),
+            channel: req.channel.clone(),
+            target: req.target.clone(),
+            caller_id: caller_id.clone(),
+            is_async: req.is_async,
+        };
+        let call = match self.core.originate(from.clone(), to).await {
+            Some(Ok((id, _call_id))) => id,
+            Some(Err(e)) => {
+                debug!(error = %e, "AMI Originate refused");
+                if !req.is_async {
+                    return Err(ControlError::Failed);
+                }
+                let (num, name) = caller_id.unwrap_or_default();
+                self.publish(events::originate_response(&events::OriginateReport {
+                    action_id: req.action_id,
+                    success: false,
+                    channel: req.channel,
+                    target: req.target,
+                    reason: 0,
+                    uniqueid: String::new(),
+                    caller_id_num: num,
+                    caller_id_name: name,
+                }));
+                return Ok(ControlOk::OriginateQueued);
+            }
+            None => return Err(ControlError::Failed),
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<OriginateOutcome>();
+        {
+            let mut t = lock(&self.channels);
+            match t.register_originate(call, pending) {
+                Some((outcome, ev)) => {
+                    drop(t);
+                    if let Some(ev) = ev {
+                        self.publish(ev);
+                    }
+                    return match (req.is_async, outcome.success) {
+                        (true, _) => Ok(ControlOk::OriginateQueued),
+                        (false, true) => Ok(ControlOk::OriginateAnswered),
+                        (false, false) => Err(ControlError::Failed),
+                    };
+                }
+                None if !req.is_async => {
+                    lock(&self.waiters).insert(call, tx);
+                }
+                None => {}
+            }
+        }
+        if req.is_async {
+            return Ok(ControlOk::OriginateQueued);
+        }
+        let wait = Duration::from_millis(req.timeout_ms.saturating_add(5_000));
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(o)) if o.success => Ok(ControlOk::OriginateAnswered),
+            Ok(_) => Err(ControlError::Failed),
+            Err(_) => {
+                lock(&self.channels).forget_originate(call);
+                lock(&self.waiters).remove(&call);
+                Err(ControlError::Failed)
+            }
+        }
+    }
+}
+
 impl AmiBackend for Backend {
     fn snapshot(&self) -> BoxFut<'_, Snapshot> {
         Box::pin(self.build())
@@ -727,15 +906,11 @@ impl AmiBackend for Backend {
         _cause: Option<u8>,
     ) -> BoxFut<'_, Result<Vec<String>, ControlError>> {
         Box::pin(async move {
-            let calls = self.core.calls().await;
             let mut done = Vec::new();
             for want in channels {
-                let found = calls.iter().find(|c| {
-                    let (a, b) = call_channels(c);
-                    a.eq_ignore_ascii_case(&want) || b.eq_ignore_ascii_case(&want)
-                });
-                if let Some(c) = found
-                    && self.core.hangup(c.call_id.clone()).await
+                let call = lock(&self.channels).call_of(&want);
+                if let Some(id) = call
+                    && self.core.hangup(id.to_string()).await
                 {
                     done.push(want);
                 }
@@ -744,12 +919,8 @@ impl AmiBackend for Backend {
         })
     }
 
-    fn originate(&self, _req: OriginateRequest) -> BoxFut<'_, Result<ControlOk, ControlError>> {
-        Box::pin(async {
-            Err(ControlError::Unsupported(
-                "Originate is not available in this Dialtone build yet".into(),
-            ))
-        })
+    fn originate(&self, req: OriginateRequest) -> BoxFut<'_, Result<ControlOk, ControlError>> {
+        Box::pin(self.originate_call(req))
     }
 
     fn redirect(&self, _req: RedirectRequest) -> BoxFut<'_, Result<(), ControlError>> {
@@ -777,15 +948,8 @@ impl AmiBackend for Backend {
                     Ok(())
                 }
                 Some(name) => {
-                    let calls = self.core.calls().await;
-                    let exists = calls.iter().any(|c| {
-                        let (a, b) = call_channels(c);
-                        a.eq_ignore_ascii_case(&name) || b.eq_ignore_ascii_case(&name)
-                    });
-                    if exists {
-                        Err(ControlError::Unsupported(
-                            "Channel variables are not available in this Dialtone build yet".into(),
-                        ))
+                    if lock(&self.channels).set_var(&name, &variable, &value) {
+                        Ok(())
                     } else {
                         Err(ControlError::NoSuchChannel)
                     }
@@ -826,6 +990,81 @@ impl AmiBackend for Backend {
 
 // ------------------------------------------------------------------ client (`dialtone cli`)
 
+/// Read one message (lines up to a blank line), skipping the banner line.
+async fn next_msg(
+    s: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    chunk: &mut [u8],
+) -> std::io::Result<Vec<String>> {
+    loop {
+        while buf.starts_with(b"Asterisk Call Manager/") {
+            match buf.windows(2).position(|w| w == b"\r\n") {
+                Some(p) => {
+                    buf.drain(..p + 2);
+                }
+                None => break,
+            }
+        }
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n")
+            && !buf.starts_with(b"Asterisk Call Manager/")
+        {
+            let m: Vec<u8> = buf.drain(..p + 4).collect();
+            let text = String::from_utf8_lossy(&m[..p]).into_owned();
+            return Ok(text.split("\r\n").map(str::to_string).collect());
+        }
+        let n = s.read(chunk).await?;
+        if n == 0 {
+            return Err(std::io::Error::other("connection closed"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// `dialtone monitor-events`: log in to the AMI at `addr` and hand RayanPBX's human line for
+/// each registration, ringing and hangup event to `on_line` (first the line
+/// `Monitoring AMI events at <addr>` once logged in). Returns when the connection closes.
+pub async fn monitor_events(
+    addr: SocketAddr,
+    username: &str,
+    secret: &str,
+    mut on_line: impl FnMut(&str),
+) -> std::io::Result<()> {
+    let mut s = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::other("AMI did not answer in time"))??;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let login = format!(
+        "Action: Login\r\nActionID: monitor-login\r\nUsername: {username}\r\nSecret: {secret}\r\nEvents: system,call\r\n\r\n"
+    );
+    s.write_all(login.as_bytes()).await?;
+    let m = tokio::time::timeout(
+        Duration::from_secs(10),
+        next_msg(&mut s, &mut buf, &mut chunk),
+    )
+    .await
+    .map_err(|_| std::io::Error::other("AMI did not answer in time"))??;
+    if !m.iter().any(|l| l == "Response: Success") {
+        return Err(std::io::Error::other("AMI login failed"));
+    }
+    on_line(&format!("Monitoring AMI events at {addr}"));
+    loop {
+        let m = next_msg(&mut s, &mut buf, &mut chunk).await?;
+        let header = |k: &str| {
+            m.iter().find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.eq_ignore_ascii_case(k).then(|| v.trim_start())
+            })
+        };
+        let Some(event) = header("Event") else {
+            continue;
+        };
+        if let Some(line) = crate::ami::monitor::line(event, header) {
+            on_line(&line);
+        }
+    }
+}
+
 /// Log in to an AMI at `addr`, run one CLI command and return `(success, output text)` with
 /// the `Output:` lines joined by newlines (what `asterisk -rx` prints).
 pub async fn run_command(
@@ -839,35 +1078,6 @@ pub async fn run_command(
         let mut s = TcpStream::connect(addr).await?;
         let mut buf: Vec<u8> = Vec::new();
         let mut chunk = [0u8; 8192];
-        // Read one message (lines up to a blank line), skipping the banner line.
-        async fn next_msg(
-            s: &mut TcpStream,
-            buf: &mut Vec<u8>,
-            chunk: &mut [u8],
-        ) -> std::io::Result<Vec<String>> {
-            loop {
-                while buf.starts_with(b"Asterisk Call Manager/") {
-                    match buf.windows(2).position(|w| w == b"\r\n") {
-                        Some(p) => {
-                            buf.drain(..p + 2);
-                        }
-                        None => break,
-                    }
-                }
-                if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n")
-                    && !buf.starts_with(b"Asterisk Call Manager/")
-                {
-                    let m: Vec<u8> = buf.drain(..p + 4).collect();
-                    let text = String::from_utf8_lossy(&m[..p]).into_owned();
-                    return Ok(text.split("\r\n").map(str::to_string).collect());
-                }
-                let n = s.read(chunk).await?;
-                if n == 0 {
-                    return Err(std::io::Error::other("connection closed"));
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-        }
         let login = format!(
             "Action: Login\r\nActionID: cli-login\r\nUsername: {username}\r\nSecret: {secret}\r\nEvents: off\r\n\r\n"
         );

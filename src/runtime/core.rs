@@ -405,6 +405,10 @@ impl Core {
                 }
                 Output::Cdr(record) => {
                     tracing::info!(call_id = %record.call_id, from = %record.from, to = %record.to, disposition = record.disposition.as_str(), cause = record.hangup_cause, "call ended");
+                    // Once per call, for the AMI `Cdr` event.
+                    if self.events.receiver_count() > 0 {
+                        let _ = self.events.send(PbxEvent::Cdr(record.clone()));
+                    }
                     let _ = self.media.send(BridgeMsg::Cdr {
                         call: record.id,
                         row: Box::new(cdr_row(&record)),

@@ -88,6 +88,8 @@ pub struct Server {
     relay: media_io::MediaRelay,
     cdr_task: JoinHandle<()>,
     ami: Option<ami_io::AmiServer>,
+    /// Engine events → AMI events (AMI sessions and the events API).
+    events_hub: ami_io::EventHub,
 }
 
 fn unix_ms() -> i64 {
@@ -383,6 +385,10 @@ impl Server {
             reloader.clone(),
         ));
 
+        // The event fan-out (off the core) feeding AMI and the RayanPBX events API.
+        let feed = api::events::EventFeed::new();
+        let events_hub = ami_io::EventHub::start(&handle, &store, Some(feed.clone())).await;
+
         // REST API.
         let (api_addr, api_stop, api_task) = {
             let addr = SocketAddr::new(cfg.api.host, cfg.api.port);
@@ -397,7 +403,7 @@ impl Server {
                 handle.clone(),
                 epoch.1,
             ));
-            let router = api::router(backend, backend::api_config(cfg));
+            let router = api::router_with_events(backend, backend::api_config(cfg), feed);
             let (stop_tx, stop_rx) = oneshot::channel::<()>();
             let task = tokio::spawn(async move {
                 let stop = async {
@@ -416,6 +422,7 @@ impl Server {
             Some(
                 ami_io::start(
                     cfg,
+                    &events_hub,
                     handle.clone(),
                     store.clone(),
                     epoch.1,
@@ -452,7 +459,7 @@ impl Server {
                 epoch.1,
                 udp_addr,
                 tcp_addr,
-                ami.as_ref().map(|a| a.publisher()),
+                &events_hub,
                 reloader.clone(),
             );
             let compat = Arc::new(compat::Compat {
@@ -501,6 +508,7 @@ impl Server {
             relay,
             cdr_task,
             ami,
+            events_hub,
         })
     }
 
@@ -559,6 +567,7 @@ impl Server {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
         self.watcher_task.abort();
+        self.events_hub.shutdown();
         if let Some(ami) = self.ami {
             ami.shutdown();
         }

@@ -379,3 +379,502 @@ async fn dialtone_cli_rx() {
     assert!(out.starts_with("No such command 'sip show peers'"), "{out}");
     srv.stop().await;
 }
+
+fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    msg.split("\r\n").find_map(|l| {
+        let (k, v) = l.split_once(": ").or_else(|| l.split_once(':'))?;
+        k.eq_ignore_ascii_case(name).then_some(v.trim_start())
+    })
+}
+
+/// Read events until one named `last` (inclusive); `(name + detail)` of each.
+async fn events_until(a: &mut Ami, last: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    loop {
+        let m = a
+            .msg()
+            .await
+            .unwrap_or_else(|| panic!("no {last}; got {out:#?}"));
+        let Some(name) = header(&m, "Event") else {
+            continue;
+        };
+        let name = name.to_string();
+        let detail = match name.as_str() {
+            "Newstate" => header(&m, "ChannelStateDesc"),
+            "DialEnd" | "DialState" => header(&m, "DialStatus"),
+            "DeviceStateChange" => header(&m, "State"),
+            _ => None,
+        };
+        let ch = header(&m, "Channel").unwrap_or("");
+        out.push(match detail {
+            Some(d) => format!("{name} {ch} {d}"),
+            None => format!("{name} {ch}"),
+        });
+        if name == last {
+            return out;
+        }
+    }
+}
+
+/// An answered call seen by an AMI client: the channel event sequence, the live channels in
+/// CoreShowChannels / the CLI under the same names, Getvar/Setvar, then the hangup and Cdr.
+#[tokio::test]
+async fn call_event_sequence() {
+    use crate::calls::establish_full;
+    let (est, mut a) = establish_full("", AMI, false, async |srv: &TestServer| {
+        let mut a = Ami::connect(srv).await;
+        a.login("admin", "amp111-secret").await;
+        a.until("Event: FullyBooted").await;
+        a
+    })
+    .await;
+    let crate::calls::Established {
+        srv,
+        mut alice,
+        mut bob,
+        target,
+        to,
+        bob_contact,
+    } = est;
+    let mut seq = events_until(&mut a, "BridgeEnter").await;
+    seq.extend(events_until(&mut a, "BridgeEnter").await);
+    let calls: Vec<&String> = seq
+        .iter()
+        .filter(|e| !e.starts_with("DeviceStateChange") && !e.starts_with("ExtensionStatus"))
+        .filter(|e| !e.starts_with("ContactStatus") && !e.starts_with("PeerStatus"))
+        .collect();
+    let an = calls[0].trim_start_matches("Newchannel ").to_string();
+    let bn = calls[1].trim_start_matches("Newchannel ").to_string();
+    assert!(an.starts_with("PJSIP/1001-"), "{calls:#?}");
+    assert!(bn.starts_with("PJSIP/1002-"), "{calls:#?}");
+    let expect = [
+        format!("Newchannel {an}"),
+        format!("Newchannel {bn}"),
+        format!("NewCallerid {bn}"),
+        format!("NewConnectedLine {bn}"),
+        format!("DialBegin {an}"),
+        format!("Newstate {bn} Ringing"),
+        format!("DialState {an} RINGING"),
+        format!("NewCallerid {bn}"),
+        format!("Newstate {bn} Up"),
+        format!("DialEnd {an} ANSWER"),
+        format!("Newstate {an} Up"),
+        format!("NewConnectedLine {an}"),
+        "BridgeCreate ".to_string(),
+        format!("BridgeEnter {an}"),
+        format!("BridgeEnter {bn}"),
+    ];
+    let got: Vec<String> = calls.iter().map(|s| s.to_string()).collect();
+    assert_eq!(got, expect);
+    // Device states follow the call: Bob rang, then both in use.
+    assert!(
+        seq.iter().any(|e| e == "DeviceStateChange  RINGING"),
+        "{seq:#?}"
+    );
+    assert!(
+        seq.iter().any(|e| e == "DeviceStateChange  INUSE"),
+        "{seq:#?}"
+    );
+
+    // The live channels under the same names.
+    a.send(&["Action: CoreShowChannels", "ActionID: c1"]).await;
+    let mut listed = Vec::new();
+    loop {
+        let m = a.msg().await.expect("CoreShowChannels");
+        if header(&m, "Event") == Some("CoreShowChannel") {
+            listed.push(header(&m, "Channel").unwrap().to_string());
+            assert_eq!(header(&m, "ChannelStateDesc"), Some("Up"), "{m}");
+        }
+        if header(&m, "Event") == Some("CoreShowChannelsComplete") {
+            assert_eq!(header(&m, "ListItems"), Some("2"), "{m}");
+            break;
+        }
+    }
+    assert_eq!(listed, [an.clone(), bn.clone()]);
+    a.send(&[
+        "Action: Command",
+        "ActionID: k1",
+        "Command: core show channels concise",
+    ])
+    .await;
+    let out = a.until("Response: Success").await;
+    assert!(out.contains(&format!("Output: {an}!")), "{out}");
+    assert!(out.contains(&format!("Output: {bn}!")), "{out}");
+    a.send(&[
+        "Action: Setvar",
+        "ActionID: s1",
+        &format!("Channel: {an}"),
+        "Variable: FOO",
+        "Value: bar",
+    ])
+    .await;
+    assert!(a.until("Response: ").await.starts_with("Response: Success"));
+    for (var, want) in [
+        ("FOO", "bar"),
+        ("CALLERID(num)", "1001"),
+        ("CHANNEL(state)", "Up"),
+    ] {
+        a.send(&[
+            "Action: Getvar",
+            "ActionID: g1",
+            &format!("Channel: {an}"),
+            &format!("Variable: {var}"),
+        ])
+        .await;
+        let m = a.until("Response: ").await;
+        assert_eq!(header(&m, "Value"), Some(want), "{m}");
+    }
+
+    // Alice hangs up.
+    alice
+        .send_raw(&format!(
+            "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {l};branch=z9hG4bKb3;rport\r\nMax-Forwards: 70\r\n\
+             From: \"Alice\" <sip:1001@test.local>;tag=alice1\r\nTo: {to}\r\nCall-ID: call-1@test\r\nCSeq: 3 BYE\r\nContent-Length: 0\r\n\r\n",
+            l = alice.local
+        ))
+        .await;
+    let bye = crate::calls::next_request(&mut bob, "BYE").await;
+    bob.send_raw(&crate::calls::answer(&bye, "200 OK", &bob_contact, None))
+        .await;
+    let all = events_until(&mut a, "Cdr").await;
+    let tail: Vec<&String> = all
+        .iter()
+        .filter(|e| !e.starts_with("DeviceStateChange") && !e.starts_with("ExtensionStatus"))
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            &format!("HangupRequest {an}"),
+            &format!("SoftHangupRequest {bn}"),
+            &format!("BridgeLeave {an}"),
+            &format!("BridgeLeave {bn}"),
+            &"BridgeDestroy ".to_string(),
+            &format!("Hangup {an}"),
+            &format!("Hangup {bn}"),
+            &format!("Cdr {an}"),
+        ]
+    );
+    // Back to idle (like Asterisk, the device state may follow the Cdr).
+    if !all.iter().any(|e| e.ends_with("NOT_INUSE")) {
+        let more = events_until(&mut a, "DeviceStateChange").await;
+        assert!(
+            more.iter().any(|e| e.ends_with("NOT_INUSE")),
+            "{all:#?} {more:#?}"
+        );
+    }
+    a.send(&["Action: CoreShowChannels", "ActionID: c2"]).await;
+    let m = a.until("Event: CoreShowChannelsComplete").await;
+    assert_eq!(header(&m, "ListItems"), Some("0"), "{m}");
+    // The same call in RayanPBX's events: B rang, both channels hung up.
+    let (_, body) = crate::support::http(
+        srv.api(),
+        "GET",
+        "/api/events/calls",
+        Some("test-token-123456"),
+        None,
+    )
+    .await;
+    let types: Vec<&str> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["extension.ringing", "extension.hangup", "extension.hangup"],
+        "{body}"
+    );
+    assert_eq!(body["events"][0]["data"]["channel"], bn.as_str());
+    assert_eq!(body["events"][0]["data"]["destination"], "1002");
+    assert_eq!(body["events"][1]["data"]["cause_text"], "Normal Clearing");
+    srv.stop().await;
+}
+
+/// The AMI `Hangup` action by channel name ends the engine's call (SoftHangupRequest), and
+/// an async `Originate` is reported with `OriginateResponse` once the caller answers.
+#[tokio::test]
+async fn hangup_action_and_originate() {
+    use crate::calls::{answer, establish_full, next_request, sdp};
+    let (est, mut a) = establish_full("", AMI, false, async |srv: &TestServer| {
+        let mut a = Ami::connect(srv).await;
+        a.login("admin", "amp111-secret").await;
+        a.until("Event: FullyBooted").await;
+        a
+    })
+    .await;
+    let crate::calls::Established {
+        srv,
+        mut alice,
+        mut bob,
+        bob_contact,
+        ..
+    } = est;
+    let first = a.until("Event: Newchannel").await;
+    let an = header(&first, "Channel").unwrap().to_string();
+    a.until("Event: BridgeEnter").await;
+    a.send(&[
+        "Action: Hangup",
+        "ActionID: h0",
+        "Channel: PJSIP/1001-7fffffff",
+    ])
+    .await;
+    let m = a.until("Response: ").await;
+    assert_eq!(header(&m, "Message"), Some("No such channel"), "{m}");
+    a.send(&["Action: Hangup", "ActionID: h1", &format!("Channel: {an}")])
+        .await;
+    let m = a.until("Response: ").await;
+    assert_eq!(header(&m, "Message"), Some("Channel Hungup"), "{m}");
+    let bye_b = next_request(&mut bob, "BYE").await;
+    bob.send_raw(&answer(&bye_b, "200 OK", &bob_contact, None))
+        .await;
+    let bye_a = next_request(&mut alice, "BYE").await;
+    alice
+        .send_raw(&answer(&bye_a, "200 OK", "sip:1001@127.0.0.1", None))
+        .await;
+    let tail = events_until(&mut a, "Cdr").await;
+    assert!(
+        tail.contains(&format!("SoftHangupRequest {an}")),
+        "{tail:#?}"
+    );
+
+    // Originate: errors first.
+    a.send(&[
+        "Action: Originate",
+        "ActionID: o0",
+        "Channel: PJSIP/1009",
+        "Context: from-internal",
+        "Exten: 1002",
+        "Priority: 1",
+    ])
+    .await;
+    let m = a.until("Response: ").await;
+    assert_eq!(header(&m, "Message"), Some("Originate failed"), "{m}");
+    a.send(&[
+        "Action: Originate",
+        "ActionID: o1",
+        "Channel: PJSIP/1001",
+        "Context: from-internal",
+        "Exten: 1002",
+        "Priority: 1",
+        "CallerID: \"Click2Call\" <1002>",
+        "Async: true",
+    ])
+    .await;
+    let m = a.until("Response: ").await;
+    assert_eq!(
+        header(&m, "Message"),
+        Some("Originate successfully queued"),
+        "{m}"
+    );
+    let inv_a = next_request(&mut alice, "INVITE").await;
+    let alice_contact = format!("sip:1001@{}", alice.local);
+    alice
+        .send_raw(&answer(&inv_a, "200 OK", &alice_contact, Some(&sdp(40000))))
+        .await;
+    let or = a.until("Event: OriginateResponse").await;
+    assert_eq!(header(&or, "ActionID"), Some("o1"), "{or}");
+    assert_eq!(header(&or, "Response"), Some("Success"), "{or}");
+    assert_eq!(header(&or, "Reason"), Some("4"), "{or}");
+    assert_eq!(header(&or, "CallerIDName"), Some("Click2Call"), "{or}");
+    assert!(
+        header(&or, "Channel").unwrap().starts_with("PJSIP/1001-"),
+        "{or}"
+    );
+    // Bob rings next; he declines (busy).
+    let inv_b = next_request(&mut bob, "INVITE").await;
+    bob.send_raw(&answer(&inv_b, "486 Busy Here", &bob_contact, None))
+        .await;
+    let tail = events_until(&mut a, "Cdr").await;
+    assert!(
+        tail.iter()
+            .any(|e| e.starts_with("DialEnd ") && e.ends_with("BUSY")),
+        "{tail:#?}"
+    );
+    srv.stop().await;
+}
+
+/// A minimal WebSocket client: the upgrade, then unmasked text frames from the server.
+struct Ws {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Ws {
+    /// `Err(status)` when the server refuses the upgrade.
+    async fn connect(api: std::net::SocketAddr, path: &str) -> Result<Ws, u16> {
+        let mut s = TcpStream::connect(api).await.unwrap();
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {api}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut ws = Ws { s, buf: Vec::new() };
+        loop {
+            if let Some(p) = ws.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head: Vec<u8> = ws.buf.drain(..p + 4).collect();
+                let head = String::from_utf8_lossy(&head);
+                let status: u16 = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+                return if status == 101 { Ok(ws) } else { Err(status) };
+            }
+            assert!(ws.fill().await, "no upgrade answer");
+        }
+    }
+
+    async fn fill(&mut self) -> bool {
+        let mut b = [0u8; 8192];
+        match tokio::time::timeout(Duration::from_secs(5), self.s.read(&mut b)).await {
+            Ok(Ok(n)) if n > 0 => {
+                self.buf.extend_from_slice(&b[..n]);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The next text message as JSON.
+    async fn next(&mut self) -> serde_json::Value {
+        loop {
+            if self.buf.len() >= 2 {
+                let (len, off) = match self.buf[1] & 0x7f {
+                    126 if self.buf.len() >= 4 => {
+                        (u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize, 4)
+                    }
+                    127 | 126 => (usize::MAX, 0),
+                    n => (n as usize, 2),
+                };
+                if len != usize::MAX && self.buf.len() >= off + len {
+                    let opcode = self.buf[0] & 0x0f;
+                    let payload: Vec<u8> = self.buf.drain(..off + len).skip(off).collect();
+                    if opcode == 1 {
+                        return serde_json::from_slice(&payload).unwrap();
+                    }
+                    continue;
+                }
+            }
+            assert!(self.fill().await, "no WebSocket message");
+        }
+    }
+}
+
+/// RayanPBX's events API and WebSocket (fed from the event hub even with AMI off).
+#[tokio::test]
+async fn events_api_and_websocket() {
+    use crate::support::http;
+    const TOKEN: &str = "test-token-123456";
+    let srv = TestServer::start("").await;
+    let api = srv.api();
+    assert_eq!(Ws::connect(api, "/ws").await.err(), Some(401));
+    assert_eq!(Ws::connect(api, "/ws?token=wrong").await.err(), Some(401));
+    let (st, _) = http(api, "GET", "/api/events", None, None).await;
+    assert_eq!(st, 401);
+    let mut ws = Ws::connect(api, &format!("/ws?token={TOKEN}"))
+        .await
+        .expect("upgrade");
+    let welcome = ws.next().await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    let mut p = Phone::udp(srv.udp(), "1002").await;
+    assert_eq!(
+        p.register("1002", "secret1002", Some(600)).await.status,
+        200
+    );
+    let ev = ws.next().await;
+    assert_eq!(ev["type"], "extension.registration", "{ev}");
+    assert_eq!(ev["event"], ev["type"]);
+    assert_eq!(ev["payload"], ev["data"]);
+    assert_eq!(ev["data"]["extension"], "1002");
+    assert_eq!(ev["data"]["registered"], true);
+    assert!(ev["timestamp"].as_str().unwrap().ends_with('Z'), "{ev}");
+    let (st, body) = http(api, "GET", "/api/events", Some(TOKEN), None).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["count"], 1, "{body}");
+    assert_eq!(body["events"][0]["type"], "extension.registration");
+    let (_, body) = http(api, "GET", "/api/events/calls", Some(TOKEN), None).await;
+    assert_eq!(body["count"], 0, "{body}");
+    let (_, body) = http(api, "GET", "/api/events/extension/1002", Some(TOKEN), None).await;
+    assert_eq!(body["registered"], true, "{body}");
+    assert_eq!(body["status"], "Unknown", "{body}");
+    assert!(
+        body["uri"].as_str().unwrap().starts_with("sip:1002@"),
+        "{body}"
+    );
+    let (_, body) = http(api, "GET", "/api/events/extension/1003", Some(TOKEN), None).await;
+    assert_eq!(
+        body,
+        serde_json::json!({"extension":"1003","registered":false,"status":"unknown"})
+    );
+    assert_eq!(p.register("1002", "secret1002", Some(0)).await.status, 200);
+    let ev = ws.next().await;
+    assert_eq!(ev["data"]["status"], "Removed", "{ev}");
+    assert_eq!(ev["data"]["registered"], false, "{ev}");
+    let (_, body) = http(api, "GET", "/api/events/registrations", Some(TOKEN), None).await;
+    assert_eq!(body["count"], 2, "{body}");
+    let (st, body) = http(api, "POST", "/api/events/clear", Some(TOKEN), None).await;
+    assert_eq!(
+        (st, body["message"].as_str()),
+        (200, Some("Event history cleared"))
+    );
+    let (_, body) = http(api, "GET", "/api/events", Some(TOKEN), None).await;
+    assert_eq!(body["count"], 0, "{body}");
+    srv.stop().await;
+}
+
+/// `dialtone monitor-events` prints RayanPBX's lines for registrations.
+#[tokio::test]
+async fn monitor_events_cli() {
+    use std::io::BufRead;
+    let srv = TestServer::start(AMI).await;
+    let cfg = srv.write_config();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dialtone"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["monitor-events", "--ami", &srv.ami().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run dialtone");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            match line {
+                Ok(l) => {
+                    if tx.send(l).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .ok()
+            .flatten()
+    };
+    let first = next().await;
+    assert!(
+        first
+            .as_deref()
+            .is_some_and(|l| l.starts_with("Monitoring AMI events at")),
+        "{first:?}"
+    );
+    let mut p = Phone::udp(srv.udp(), "1002").await;
+    assert_eq!(
+        p.register("1002", "secret1002", Some(600)).await.status,
+        200
+    );
+    assert_eq!(
+        next().await.as_deref(),
+        Some("✅ Extension 1002 registered")
+    );
+    assert_eq!(p.register("1002", "secret1002", Some(0)).await.status, 200);
+    assert_eq!(
+        next().await.as_deref(),
+        Some("❌ Extension 1002 unregistered")
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    srv.stop().await;
+}

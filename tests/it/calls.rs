@@ -22,7 +22,7 @@ fn header_lines(msg: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
-fn sdp(port: u16) -> String {
+pub(crate) fn sdp(port: u16) -> String {
     format!(
         "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
          m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
@@ -31,7 +31,7 @@ fn sdp(port: u16) -> String {
 }
 
 /// The audio port and address in an SDP body.
-fn sdp_target(msg: &str) -> std::net::SocketAddr {
+pub(crate) fn sdp_target(msg: &str) -> std::net::SocketAddr {
     let body = msg.split("\r\n\r\n").nth(1).expect("body");
     let ip = body
         .lines()
@@ -64,7 +64,7 @@ fn invite(a: &Phone, branch: &str, cseq: u32, body: &str, auth: Option<&str>) ->
 }
 
 /// Build a response to `req` (copying Via/From/To/Call-ID/CSeq) with a To tag and optional SDP.
-fn answer(req: &str, code: &str, contact: &str, body: Option<&str>) -> String {
+pub(crate) fn answer(req: &str, code: &str, contact: &str, body: Option<&str>) -> String {
     let mut t = format!("SIP/2.0 {code}\r\n");
     for name in ["via", "from", "to", "call-id", "cseq"] {
         for l in header_lines(req, name) {
@@ -86,7 +86,7 @@ fn answer(req: &str, code: &str, contact: &str, body: Option<&str>) -> String {
     t
 }
 
-async fn next_request(p: &mut Phone, method: &str) -> String {
+pub(crate) async fn next_request(p: &mut Phone, method: &str) -> String {
     loop {
         let m = p
             .recv()
@@ -116,13 +116,13 @@ async fn next_final(p: &mut Phone) -> (Resp, String) {
 }
 
 /// An answered call between 1001 (Alice) and 1002 (Bob) with media flowing.
-struct Established {
-    srv: TestServer,
-    alice: Phone,
-    bob: Phone,
-    target: String,
-    to: String,
-    bob_contact: String,
+pub(crate) struct Established {
+    pub srv: TestServer,
+    pub alice: Phone,
+    pub bob: Phone,
+    pub target: String,
+    pub to: String,
+    pub bob_contact: String,
 }
 
 async fn establish() -> Established {
@@ -132,7 +132,19 @@ async fn establish() -> Established {
 /// `server_keys`: extra `server:` settings. `nat`: Alice's RTP leaves from a port other than
 /// the one her SDP names (a phone behind NAT); the relay must latch onto the real source.
 async fn establish_with(server_keys: &str, nat: bool) -> Established {
-    let srv = TestServer::start_with_server(server_keys, "").await;
+    establish_full(server_keys, "", nat, async |_| ()).await.0
+}
+
+/// [`establish_with`] with `extra` config; `before_call` runs once the server is up (to
+/// connect clients that watch the call), its result is returned with the call.
+pub(crate) async fn establish_full<T>(
+    server_keys: &str,
+    extra: &str,
+    nat: bool,
+    before_call: impl AsyncFnOnce(&TestServer) -> T,
+) -> (Established, T) {
+    let srv = TestServer::start_with_server(server_keys, extra).await;
+    let hook = before_call(&srv).await;
     let mut bob = Phone::udp(srv.udp(), "1002").await;
     assert_eq!(
         bob.register("1002", "secret1002", Some(600)).await.status,
@@ -260,14 +272,17 @@ async fn establish_with(server_keys: &str, nat: bool) -> Established {
         );
     }
 
-    Established {
-        srv,
-        alice,
-        bob,
-        target,
-        to,
-        bob_contact,
-    }
+    (
+        Established {
+            srv,
+            alice,
+            bob,
+            target,
+            to,
+            bob_contact,
+        },
+        hook,
+    )
 }
 
 #[tokio::test]
