@@ -869,32 +869,56 @@ impl Pbx {
         tx: TxId,
         req: &Request,
     ) -> Option<String> {
-        let Some(value) = req.headers.get(&HeaderName::ProxyAuthorization) else {
-            self.proxy_challenge(now, peer, tx, req, false);
+        self.authenticate_request(now, peer, tx, req, true)
+    }
+
+    /// Digest check of a request on a server transaction: the user when it passes, else the
+    /// challenge (407 + Proxy-Authenticate when `proxy`, as for INVITE; 401 + WWW-Authenticate
+    /// otherwise), 403 for a wrong password (counted towards the source's ban) or 400.
+    pub(super) fn authenticate_request(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        tx: TxId,
+        req: &Request,
+        proxy: bool,
+    ) -> Option<String> {
+        let header = if proxy {
+            HeaderName::ProxyAuthorization
+        } else {
+            HeaderName::Authorization
+        };
+        let challenge = |pbx: &mut Pbx, stale: bool| {
+            if proxy {
+                pbx.proxy_challenge(now, peer, tx, req, stale);
+            } else {
+                pbx.challenge(now, peer, Some(tx), req, stale);
+            }
+        };
+        let Some(value) = req.headers.get(&header) else {
+            challenge(self, false);
             return None;
         };
         let creds = match Credentials::parse(value) {
             Ok(c) => c,
             Err(AuthError::UnsupportedScheme { .. }) => {
-                self.proxy_challenge(now, peer, tx, req, false);
+                challenge(self, false);
                 return None;
             }
             Err(e) => {
-                self.respond(
-                    now,
-                    tx,
-                    req,
-                    e.status(),
-                    "Bad Request (malformed Proxy-Authorization)",
-                    &[],
-                );
+                let reason = if proxy {
+                    "Bad Request (malformed Proxy-Authorization)"
+                } else {
+                    "Bad Request (malformed Authorization)"
+                };
+                self.respond(now, tx, req, e.status(), reason, &[]);
                 return None;
             }
         };
         let directory = &self.directory;
         let verified = self.digest.verify(
             self.unix_ms(now),
-            "INVITE",
+            req.method.as_str(),
             &creds,
             |user| {
                 directory
@@ -910,14 +934,13 @@ impl Pbx {
                 Some(v.username.to_string())
             }
             Err(e) if e.wants_challenge() => {
-                let stale = e.stale();
-                self.proxy_challenge(now, peer, tx, req, stale);
+                challenge(self, e.stale());
                 None
             }
             Err(e) => {
                 let status = e.status();
-                let user = creds.username.to_string();
                 if status == 403 {
+                    let user = creds.username.to_string();
                     self.auth_failed(now, peer, &user);
                     self.respond(now, tx, req, 403, "Forbidden", &[]);
                 } else {
@@ -2523,25 +2546,8 @@ impl Pbx {
         let Some(call) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        let before: Vec<bool> = call.branches.iter().map(|b| b.cancelled).collect();
-        let (cancels, deferred) = cancel_requests(&mut call.branches, keep);
-        let newly: Vec<usize> = call
-            .branches
-            .iter()
-            .enumerate()
-            .filter(|(i, b)| b.cancelled && !before[*i])
-            .map(|(i, _)| i)
-            .collect();
-        for branch in newly {
-            self.call_event(CallEvent::BranchEnded {
-                call: id,
-                leg: Leg::B,
-                branch,
-                status: 487,
-            });
-        }
-        self.calls.pending_cancel.extend(deferred);
-        self.send_cancels(now, cancels);
+        let (cancels, deferred, newly) = cancel_requests(&mut call.branches, keep);
+        self.cancelled(now, id, Leg::B, cancels, deferred, newly);
     }
 
     /// CANCEL every pending branch ringing the caller of an originated call, except `keep`.
@@ -2554,19 +2560,25 @@ impl Pbx {
         else {
             return;
         };
-        let before: Vec<bool> = origin.branches.iter().map(|b| b.cancelled).collect();
-        let (cancels, deferred) = cancel_requests(&mut origin.branches, keep);
-        let newly: Vec<usize> = origin
-            .branches
-            .iter()
-            .enumerate()
-            .filter(|(i, b)| b.cancelled && !before[*i])
-            .map(|(i, _)| i)
-            .collect();
+        let (cancels, deferred, newly) = cancel_requests(&mut origin.branches, keep);
+        self.cancelled(now, id, Leg::A, cancels, deferred, newly);
+    }
+
+    /// Report the branches of `leg` just cancelled, and send (or defer) their CANCELs.
+    #[allow(clippy::type_complexity)]
+    fn cancelled(
+        &mut self,
+        now: Instant,
+        id: u64,
+        leg: Leg,
+        cancels: Vec<(Peer, Request)>,
+        deferred: Vec<(TxId, (Request, Peer))>,
+        newly: Vec<usize>,
+    ) {
         for branch in newly {
             self.call_event(CallEvent::BranchEnded {
                 call: id,
-                leg: Leg::A,
+                leg,
                 branch,
                 status: 487,
             });
@@ -3001,17 +3013,24 @@ fn first_codec(sdp: &SessionDescription) -> Option<String> {
 /// CANCEL requests for the pending branches (all but `keep`): those to send now, and those
 /// that wait for the branch's first provisional response (RFC 3261 §9.1).
 #[allow(clippy::type_complexity)]
+/// Also returns the indexes of the branches newly marked cancelled.
 fn cancel_requests(
     branches: &mut [Branch],
     keep: Option<usize>,
-) -> (Vec<(Peer, Request)>, Vec<(TxId, (Request, Peer))>) {
+) -> (
+    Vec<(Peer, Request)>,
+    Vec<(TxId, (Request, Peer))>,
+    Vec<usize>,
+) {
     let mut cancels = Vec::new();
     let mut deferred = Vec::new();
+    let mut newly = Vec::new();
     for (i, b) in branches.iter_mut().enumerate() {
         if Some(i) == keep || b.final_status.is_some() || b.cancelled {
             continue;
         }
         b.cancelled = true;
+        newly.push(i);
         let Some(tx) = b.tx else { continue };
         let mut c = Request::new(Method::Cancel, b.invite.uri.clone());
         for name in [
@@ -3034,7 +3053,7 @@ fn cancel_requests(
             deferred.push((tx, (c, b.peer)));
         }
     }
-    (cancels, deferred)
+    (cancels, deferred, newly)
 }
 
 fn other(leg: Leg) -> Leg {

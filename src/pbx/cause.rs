@@ -80,7 +80,6 @@ pub fn to_sip(cause: u8) -> u16 {
 /// Asterisk's text for a cause (`ast_cause2str`), as AMI `Cause-txt` and the CDR show it.
 pub fn text(cause: u8) -> &'static str {
     match cause {
-        0 => "Unknown",
         1 => "Unallocated (unassigned) number",
         2 => "No route to specified transmit network",
         3 => "No route to destination",
@@ -90,8 +89,10 @@ pub fn text(cause: u8) -> &'static str {
         17 => "User busy",
         18 => "No user responding",
         19 => "User alerting, no answer",
+        20 => "Subscriber absent",
         21 => "Call Rejected",
         22 => "Number changed",
+        23 => "Redirected to new destination",
         26 => "Answered elsewhere",
         27 => "Destination out of order",
         28 => "Invalid number format",
@@ -104,7 +105,7 @@ pub fn text(cause: u8) -> &'static str {
         42 => "Switching equipment congestion",
         43 => "Access information discarded",
         44 => "Requested channel not available",
-        50 => "Requested facility not subscribed",
+        50 => "Facility not subscribed",
         52 => "Outgoing call barred",
         54 => "Incoming call barred",
         57 => "Bearer capability not authorized",
@@ -122,6 +123,7 @@ pub fn text(cause: u8) -> &'static str {
         100 => "Invalid information element contents",
         101 => "Message not compatible with call state",
         102 => "Recover on timer expiry",
+        103 => "Mandatory IE length error",
         111 => "Protocol error, unspecified",
         127 => "Interworking, unspecified",
         _ => "Unknown",

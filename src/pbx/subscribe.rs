@@ -21,7 +21,6 @@ use crate::pbx::peer::Peer;
 use crate::pbx::presence::{
     self, DeviceState, DialogView, MailboxCounts, NoVoicemail, PresenceStatus, PresenceView,
 };
-use crate::sip::auth::{AuthError, Credentials};
 use crate::sip::transaction::{TxId, TxKey, TxMethod};
 use crate::sip::{HeaderName, Method, NameAddr, Request, Response, Uri};
 
@@ -554,63 +553,7 @@ impl Pbx {
         tx: TxId,
         req: &Request,
     ) -> Option<String> {
-        let Some(value) = req.headers.get(&HeaderName::Authorization) else {
-            self.challenge(now, peer, Some(tx), req, false);
-            return None;
-        };
-        let creds = match Credentials::parse(value) {
-            Ok(c) => c,
-            Err(AuthError::UnsupportedScheme { .. }) => {
-                self.challenge(now, peer, Some(tx), req, false);
-                return None;
-            }
-            Err(e) => {
-                self.respond(
-                    now,
-                    tx,
-                    req,
-                    e.status(),
-                    "Bad Request (malformed Authorization)",
-                    &[],
-                );
-                return None;
-            }
-        };
-        let directory = &self.directory;
-        let verified = self.digest.verify(
-            self.unix_ms(now),
-            req.method.as_str(),
-            &creds,
-            |user| {
-                directory
-                    .get(user)
-                    .filter(|e| e.enabled)
-                    .and_then(|e| e.digest_secret())
-            },
-            Some(peer.addr.ip()),
-        );
-        match verified {
-            Ok(v) => {
-                self.guard.succeed(peer.addr.ip());
-                Some(v.username.to_string())
-            }
-            Err(e) if e.wants_challenge() => {
-                let stale = e.stale();
-                self.challenge(now, peer, Some(tx), req, stale);
-                None
-            }
-            Err(e) => {
-                let status = e.status();
-                if status == 403 {
-                    let user = creds.username.to_string();
-                    self.auth_failed(now, peer, &user);
-                    self.respond(now, tx, req, 403, "Forbidden", &[]);
-                } else {
-                    self.respond(now, tx, req, status, "Bad Request", &[]);
-                }
-                None
-            }
-        }
+        self.authenticate_request(now, peer, tx, req, false)
     }
 
     pub(super) fn handle_subscribe(&mut self, now: Instant, peer: Peer, tx: TxId, req: Request) {
