@@ -127,6 +127,30 @@ pub fn router_with_events(
         .with_state(state)
 }
 
+/// CORS for browser front ends (`api.enable_cors`): the listed origins (any when empty), the
+/// methods and headers the API uses; preflight requests are answered by the layer.
+pub fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderValue, Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allow = if origins.is_empty() {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
 /// Serves `app` on `listener` with client addresses available to the handlers, until
 /// `shutdown` completes.
 pub async fn serve(

@@ -1132,3 +1132,45 @@ async fn serve_over_tcp() {
     stop_tx.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn cors_preflight_and_allowed_origin() {
+    let (_fake, app) = setup();
+    let app = app.layer(crate::api::cors_layer(
+        &["https://admin.example.com".into()],
+    ));
+    let pre = Request::builder()
+        .method(Method::OPTIONS)
+        .uri("/api/extensions")
+        .header(header::ORIGIN, "https://admin.example.com")
+        .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+        .header(
+            header::ACCESS_CONTROL_REQUEST_HEADERS,
+            "authorization,content-type",
+        )
+        .body(Body::empty())
+        .unwrap();
+    let r = send(&app, pre).await;
+    assert!(r.status.is_success(), "{}", r.status);
+    assert_eq!(
+        r.headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).unwrap(),
+        "https://admin.example.com"
+    );
+    assert!(
+        r.headers
+            .get(header::ACCESS_CONTROL_ALLOW_METHODS)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    // A simple request from another origin gets no allow header.
+    let other = Request::builder()
+        .uri("/api/status")
+        .header(header::ORIGIN, "https://evil.example.net")
+        .body(Body::empty())
+        .unwrap();
+    let r = send(&app, other).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+}

@@ -357,12 +357,6 @@ mod tests {
                 .iter()
                 .any(|w| w.starts_with("database.type: postgresql"))
         );
-        assert!(
-            loaded
-                .warnings
-                .iter()
-                .any(|w| w.starts_with("api.enable_cors"))
-        );
     }
 
     #[test]

@@ -318,8 +318,11 @@ pub struct ApiConfig {
     pub port: u16,
     /// Require a bearer token (static token or login JWT) on every endpoint but health/login.
     pub require_authentication: bool,
-    /// Accepted for Warden compatibility; CORS headers are not implemented yet.
+    /// Send CORS headers (and answer preflight requests) so browser front ends on other
+    /// origins can call the API.
     pub enable_cors: bool,
+    /// Origins allowed when `enable_cors` (exact `scheme://host[:port]`); empty = any origin.
+    pub cors_allowed_origins: Vec<String>,
     /// Static bearer tokens (for scripts).
     pub tokens: Vec<Secret>,
     /// User name for `POST /api/auth/login`.
@@ -338,6 +341,7 @@ impl Default for ApiConfig {
             port: 8080,
             require_authentication: true,
             enable_cors: false,
+            cors_allowed_origins: Vec::new(),
             tokens: Vec::new(),
             admin_user: "admin".into(),
             admin_password: Secret::new(DEFAULT_ADMIN_PASSWORD),

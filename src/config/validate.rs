@@ -235,8 +235,16 @@ fn api(c: &mut Checker, config: &Config) {
     if let Some(secret) = &a.jwt_secret {
         c.secret("api.jwt_secret", secret, MIN_JWT_SECRET_LEN);
     }
-    if a.enable_cors {
-        c.warn("api.enable_cors: accepted for compatibility; CORS headers are not sent yet".into());
+    for (i, o) in a.cors_allowed_origins.iter().enumerate() {
+        let ok = (o.starts_with("http://") || o.starts_with("https://"))
+            && !o.ends_with('/')
+            && axum::http::HeaderValue::from_str(o).is_ok();
+        if !ok {
+            c.err(
+                format!("api.cors_allowed_origins[{i}]"),
+                format!("{o:?} is not an origin (scheme://host[:port], no path)"),
+            );
+        }
     }
 }
 

@@ -403,7 +403,10 @@ impl Server {
                 handle.clone(),
                 epoch.1,
             ));
-            let router = api::router_with_events(backend, backend::api_config(cfg), feed);
+            let mut router = api::router_with_events(backend, backend::api_config(cfg), feed);
+            if cfg.api.enable_cors {
+                router = router.layer(api::cors_layer(&cfg.api.cors_allowed_origins));
+            }
             let (stop_tx, stop_rx) = oneshot::channel::<()>();
             let task = tokio::spawn(async move {
                 let stop = async {
