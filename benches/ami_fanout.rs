@@ -91,6 +91,13 @@ async fn client(mut s: TcpStream, until: Instant) -> (Vec<u64>, u64) {
                     if let Ok(sent) = std::str::from_utf8(&v[..end]).unwrap_or("").parse::<u64>() {
                         lat.push(t.saturating_sub(sent));
                     }
+                } else if let Some(i) = msg.windows(11).position(|w| w == b"Timestamp: ") {
+                    // A live server with `timestampevents`: stamped when the event was built.
+                    let v = &msg[i + 11..];
+                    let end = v.iter().position(|&c| c == b'\r').unwrap_or(v.len());
+                    if let Ok(sent) = std::str::from_utf8(&v[..end]).unwrap_or("").parse::<f64>() {
+                        lat.push(t.saturating_sub((sent * 1e9) as u64));
+                    }
                 }
             }
             start += p + 4;
@@ -121,13 +128,25 @@ async fn clients_only(args: &[String]) {
     }
     println!("{n} AMI clients logged in; reading for {secs} s");
     let mut total = 0;
-    let mut alive_at_end = 0;
+    let mut per_client = Vec::new();
+    let mut lat = Vec::new();
     for t in tasks {
-        let (_, c) = t.await.unwrap();
+        let (l, c) = t.await.unwrap();
         total += c;
-        alive_at_end += 1;
+        per_client.push(c);
+        lat.extend(l);
     }
-    println!("events received: {total} over {alive_at_end} clients");
+    lat.sort_unstable();
+    per_client.sort_unstable();
+    println!(
+        "events received: {total} over {n} clients (per client min {} max {}); delivery latency \
+         (needs ami.timestampevents): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        per_client.first().copied().unwrap_or(0),
+        per_client.last().copied().unwrap_or(0),
+        pct(&lat, 0.5),
+        pct(&lat, 0.99),
+        lat.last().map_or(0.0, |v| *v as f64 / 1e6)
+    );
 }
 
 #[tokio::main(flavor = "multi_thread")]

@@ -361,6 +361,8 @@ pub struct AmiConfig {
     /// 0 = any free port (tests).
     pub port: u16,
     pub users: Vec<AmiUser>,
+    /// manager.conf `timestampevents`: every event carries `Timestamp: <unix>.<micros>`.
+    pub timestampevents: bool,
 }
 
 impl Default for AmiConfig {
@@ -370,6 +372,7 @@ impl Default for AmiConfig {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 5038,
             users: Vec::new(),
+            timestampevents: false,
         }
     }
 }

@@ -121,7 +121,13 @@ pub struct EventHub {
 
 impl EventHub {
     /// Seed the trackers (hints, contexts, restored contacts) and start the fan-out.
-    pub async fn start(core: &CoreHandle, store: &Store, feed: Option<Arc<EventFeed>>) -> EventHub {
+    /// `timestamps`: manager.conf `timestampevents` (a `Timestamp:` header on every event).
+    pub async fn start(
+        core: &CoreHandle,
+        store: &Store,
+        feed: Option<Arc<EventFeed>>,
+        timestamps: bool,
+    ) -> EventHub {
         let (events, _) = broadcast::channel::<Arc<WireEvent>>(EVENT_BUFFER);
         // Subscribe first so no engine event is missed.
         let engine_events = core.subscribe();
@@ -148,6 +154,7 @@ impl EventHub {
             events.clone(),
             feed,
             core.clone(),
+            timestamps,
         ));
         EventHub {
             events,
@@ -333,6 +340,7 @@ pub async fn run_cli(backend: &dyn AmiBackend, cmd: &str) -> crate::ami::cli::Cl
 }
 
 /// Engine events → AMI events for every session (and the RayanPBX feed).
+#[allow(clippy::too_many_arguments)]
 async fn fan_out(
     mut tracker: EndpointTracker,
     channels: Arc<Mutex<ChannelTracker>>,
@@ -341,6 +349,7 @@ async fn fan_out(
     tx: broadcast::Sender<Arc<WireEvent>>,
     feed: Option<Arc<EventFeed>>,
     core: CoreHandle,
+    timestamps: bool,
 ) {
     loop {
         match rx.recv().await {
@@ -367,9 +376,21 @@ async fn fan_out(
                     PbxEvent::Cdr(r) => vec![lock(&channels).cdr(r, &local_time)],
                     _ => tracker.handle(&ev),
                 };
-                for ami in out {
+                for mut ami in out {
                     if let Some(f) = &feed {
                         f.push_ami(&ami, now_ms);
+                    }
+                    if timestamps {
+                        let t = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap_or_default();
+                        ami.body.insert(
+                            0,
+                            (
+                                "Timestamp".into(),
+                                format!("{}.{:06}", t.as_secs(), t.subsec_micros()),
+                            ),
+                        );
                     }
                     // No receivers is fine.
                     let _ = tx.send(Arc::new(WireEvent::new(ami)));

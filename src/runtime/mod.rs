@@ -387,7 +387,9 @@ impl Server {
 
         // The event fan-out (off the core) feeding AMI and the RayanPBX events API.
         let feed = api::events::EventFeed::new();
-        let events_hub = ami_io::EventHub::start(&handle, &store, Some(feed.clone())).await;
+        let events_hub =
+            ami_io::EventHub::start(&handle, &store, Some(feed.clone()), cfg.ami.timestampevents)
+                .await;
 
         // REST API.
         let (api_addr, api_stop, api_task) = {

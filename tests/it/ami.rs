@@ -878,3 +878,31 @@ async fn monitor_events_cli() {
     let _ = child.wait();
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn timestampevents_stamps_events() {
+    let cfg = AMI.replace("  port: 0\n", "  port: 0\n  timestampevents: true\n");
+    let srv = TestServer::start(&cfg).await;
+    let mut a = Ami::connect(&srv).await;
+    a.login("admin", "amp111-secret").await;
+    a.until("Event: FullyBooted").await;
+    let mut p = Phone::udp(srv.udp(), "1002").await;
+    assert_eq!(
+        p.register("1002", "secret1002", Some(600)).await.status,
+        200
+    );
+    let cs = a.until("Event: ContactStatus").await;
+    // `Timestamp: <unix>.<micros>` right after Privilege, as Asterisk writes it.
+    let line = cs.lines().nth(2).unwrap_or("");
+    let ts = line
+        .strip_prefix("Timestamp: ")
+        .unwrap_or_else(|| panic!("{cs}"));
+    let (secs, micros) = ts.split_once('.').unwrap();
+    assert_eq!(micros.len(), 6, "{ts}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(now.abs_diff(secs.parse::<u64>().unwrap()) < 60, "{ts}");
+    srv.stop().await;
+}
