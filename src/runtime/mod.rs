@@ -117,18 +117,6 @@ fn advertised_ip(bind: IpAddr, external: Option<IpAddr>) -> IpAddr {
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
-/// Give the calling thread a nice value of -10 (Linux: per thread). Best effort.
-fn raise_core_priority() {
-    // SAFETY: plain syscalls on the calling thread's own id; no memory is shared.
-    let rc = unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, -10)
-    };
-    if rc != 0 {
-        tracing::debug!("core thread priority left as is (no CAP_SYS_NICE)");
-    }
-}
-
 /// Write finished calls in batches (at most every 200 ms); on close, write the rest. A crash
 /// loses at most the last batch window.
 async fn cdr_writer(store: Store, mut rx: mpsc::UnboundedReceiver<crate::store::CdrRow>) {
@@ -297,15 +285,13 @@ impl Server {
         let cdr_task = tokio::spawn(cdr_writer(store.clone(), cdr_rx));
 
         let (handle, rx, events) = core::channel(4096);
-        // The media bridge runs on the core's thread (below): call set-up waits for it, so it
-        // must not queue behind API/AMI work on the shared runtime.
-        let bridge = media_bridge::run(
+        tokio::spawn(media_bridge::run(
             relay.handle(),
             relay.handle().subscribe(),
             media_rx,
             handle.sender(),
             cdr_tx,
-        );
+        ));
         let tcp_settings = TcpSettings {
             max_message: cfg.sip.tcp_max_message_bytes as usize,
             idle_timeout: cfg.sip.tcp_idle_timeout(),
@@ -319,10 +305,6 @@ impl Server {
         std::thread::Builder::new()
             .name("dialtone-core".into())
             .spawn(move || {
-                // Signalling first: the core thread (and the media bridge on it) runs at a
-                // higher priority than the API/AMI tasks when the process may raise it (root or
-                // CAP_SYS_NICE), so AMI fan-out work cannot delay SIP answers. Best effort.
-                raise_core_priority();
                 let rt = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -342,7 +324,6 @@ impl Server {
                         }
                     };
                     let _ = ready_tx.send(Ok(()));
-                    let bridge_task = tokio::spawn(bridge);
                     let core = Core {
                         pbx,
                         udp: Arc::new(udp),
@@ -355,9 +336,6 @@ impl Server {
                         media: media_tx,
                     };
                     core.run().await;
-                    // The core is gone, so the bridge sees its channel close: let it finish (it
-                    // hands the last CDRs to the writer).
-                    let _ = bridge_task.await;
                 });
                 let _ = done_tx.send(());
             })
