@@ -556,6 +556,23 @@ impl Pbx {
         self.authenticate_request(now, peer, tx, req, false)
     }
 
+    /// RFC 6665 §4.2.1.1 / RFC 3903 §6: a non-zero interval below the minimum gets 423 with
+    /// Min-Expires. Returns whether it was answered.
+    fn interval_too_brief(&mut self, now: Instant, tx: TxId, req: &Request, expires: u32) -> bool {
+        if expires == 0 || expires >= MIN_EXPIRES {
+            return false;
+        }
+        self.respond(
+            now,
+            tx,
+            req,
+            423,
+            "Interval Too Brief",
+            &[(HeaderName::MinExpires, MIN_EXPIRES.to_string())],
+        );
+        true
+    }
+
     pub(super) fn handle_subscribe(&mut self, now: Instant, peer: Peer, tx: TxId, req: Request) {
         let allow_events = (HeaderName::AllowEvents, ALLOW_EVENTS.to_owned());
         let Some(event) = req.headers.get(&HeaderName::Event) else {
@@ -620,15 +637,7 @@ impl Pbx {
                 return;
             };
             let expires = requested.unwrap_or(DEFAULT_EXPIRES);
-            if expires != 0 && expires < MIN_EXPIRES {
-                self.respond(
-                    now,
-                    tx,
-                    &req,
-                    423,
-                    "Interval Too Brief",
-                    &[(HeaderName::MinExpires, MIN_EXPIRES.to_string())],
-                );
+            if self.interval_too_brief(now, tx, &req, expires) {
                 return;
             }
             let expires = expires.min(MAX_EXPIRES);
@@ -715,15 +724,7 @@ impl Pbx {
             return;
         }
         let expires = requested.unwrap_or(DEFAULT_EXPIRES);
-        if expires != 0 && expires < MIN_EXPIRES {
-            self.respond(
-                now,
-                tx,
-                &req,
-                423,
-                "Interval Too Brief",
-                &[(HeaderName::MinExpires, MIN_EXPIRES.to_string())],
-            );
+        if self.interval_too_brief(now, tx, &req, expires) {
             return;
         }
         let expires = expires.min(MAX_EXPIRES);
@@ -869,15 +870,7 @@ impl Pbx {
                 }
             },
         };
-        if expires != 0 && expires < MIN_EXPIRES {
-            self.respond(
-                now,
-                tx,
-                &req,
-                423,
-                "Interval Too Brief",
-                &[(HeaderName::MinExpires, MIN_EXPIRES.to_string())],
-            );
+        if self.interval_too_brief(now, tx, &req, expires) {
             return;
         }
         let if_match = req
