@@ -67,8 +67,11 @@ async fn login(addr: std::net::SocketAddr, user: &str, secret: &str) -> TcpStrea
 async fn client(mut s: TcpStream, until: Instant) -> (Vec<u64>, u64) {
     let mut lat = Vec::new();
     let mut count = 0u64;
-    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
-    let mut b = vec![0u8; 1 << 16];
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 17);
+    let mut b = vec![0u8; 1 << 17];
+    let end_of_frame = memchr::memmem::Finder::new(b"\r\n\r\n");
+    let sent_hdr = memchr::memmem::Finder::new(b"X-Sent: ");
+    let stamp_hdr = memchr::memmem::Finder::new(b"Timestamp: ");
     loop {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -81,20 +84,23 @@ async fn client(mut s: TcpStream, until: Instant) -> (Vec<u64>, u64) {
         let t = now_ns();
         buf.extend_from_slice(&b[..n]);
         let mut start = 0;
-        while let Some(p) = buf[start..].windows(4).position(|w| w == b"\r\n\r\n") {
+        while let Some(p) = end_of_frame.find(&buf[start..]) {
             let msg = &buf[start..start + p];
             if msg.starts_with(b"Event:") {
                 count += 1;
-                if let Some(i) = msg.windows(8).position(|w| w == b"X-Sent: ") {
+                // Both stamps sit near the top of the frame (Timestamp is the first header
+                // after Event): look only there.
+                let head = &msg[..msg.len().min(96)];
+                if let Some(i) = sent_hdr.find(head) {
                     let v = &msg[i + 8..];
-                    let end = v.iter().position(|&c| c == b'\r').unwrap_or(v.len());
+                    let end = memchr::memchr(b'\r', v).unwrap_or(v.len());
                     if let Ok(sent) = std::str::from_utf8(&v[..end]).unwrap_or("").parse::<u64>() {
                         lat.push(t.saturating_sub(sent));
                     }
-                } else if let Some(i) = msg.windows(11).position(|w| w == b"Timestamp: ") {
+                } else if let Some(i) = stamp_hdr.find(head) {
                     // A live server with `timestampevents`: stamped when the event was built.
                     let v = &msg[i + 11..];
-                    let end = v.iter().position(|&c| c == b'\r').unwrap_or(v.len());
+                    let end = memchr::memchr(b'\r', v).unwrap_or(v.len());
                     if let Ok(sent) = std::str::from_utf8(&v[..end]).unwrap_or("").parse::<f64>() {
                         lat.push(t.saturating_sub((sent * 1e9) as u64));
                     }
@@ -202,7 +208,7 @@ async fn main() {
             ch.caller_id_num = "1001".into();
             ch.exten = "1002".into();
             let mut ev: AmiEvent = dialtone::ami::events::newstate(&ch);
-            ev.push("X-Sent", now_ns().to_string());
+            ev.body.insert(0, ("X-Sent".into(), now_ns().to_string()));
             let _ = bus.send(Arc::new(WireEvent::new(ev)));
             sent += 1;
         }

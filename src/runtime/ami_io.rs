@@ -42,6 +42,9 @@ const EVENT_BATCH: usize = 512;
 /// A client that does not take a write within this long is dropped (a stalled reader never
 /// holds more than the shared event ring).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// At most one write per client per this long while events stream in (adds at most this
+/// much latency, saves a wake-up and a syscall per event per client).
+const COALESCE: Duration = Duration::from_millis(1);
 
 fn unix_now() -> f64 {
     SystemTime::now()
@@ -458,10 +461,11 @@ async fn connection(
     debug!(%peer, "AMI connection");
     let mut buf = vec![0u8; 8192];
     let mut pending: Option<BoxFut<'static, Reply>> = None;
+    let mut last_write: Option<Instant> = None;
     loop {
         if let Some(out) = session.poll_transmit() {
             match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(out.as_bytes())).await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => last_write = Some(Instant::now()),
                 _ => break,
             }
         }
@@ -483,6 +487,14 @@ async fn connection(
             ev = events.recv() => match ev {
                 Ok(ev) => {
                     session.handle_event(&ev);
+                    // Under a stream of events, write at most once per COALESCE: wait out the
+                    // rest of it so one wake-up and one write carry the burst. An idle client
+                    // gets its first event at once.
+                    if let Some(t) = last_write
+                        && t.elapsed() < COALESCE
+                    {
+                        tokio::time::sleep_until((t + COALESCE).into()).await;
+                    }
                     // Take what else is waiting: one write for a burst, not one per event.
                     for _ in 0..EVENT_BATCH {
                         match events.try_recv() {

@@ -285,13 +285,28 @@ impl Server {
         let cdr_task = tokio::spawn(cdr_writer(store.clone(), cdr_rx));
 
         let (handle, rx, events) = core::channel(4096);
-        tokio::spawn(media_bridge::run(
-            relay.handle(),
-            relay.handle().subscribe(),
-            media_rx,
-            handle.sender(),
-            cdr_tx,
-        ));
+        // The bridge gets a thread (and single-threaded runtime) of its own: call set-up waits
+        // on it, so it must never queue behind AMI writers or API work on the shared pool.
+        {
+            let (relay_h, media_events, core_tx) =
+                (relay.handle(), relay.handle().subscribe(), handle.sender());
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| RuntimeError::Media(e.to_string()))?;
+            std::thread::Builder::new()
+                .name("dialtone-media-bridge".into())
+                .spawn(move || {
+                    rt.block_on(media_bridge::run(
+                        relay_h,
+                        media_events,
+                        media_rx,
+                        core_tx,
+                        cdr_tx,
+                    ))
+                })
+                .map_err(|e| RuntimeError::Media(e.to_string()))?;
+        }
         let tcp_settings = TcpSettings {
             max_message: cfg.sip.tcp_max_message_bytes as usize,
             idle_timeout: cfg.sip.tcp_idle_timeout(),
