@@ -125,6 +125,8 @@ pub struct PendingOriginate {
     pub caller_id: Option<(String, String)>,
     /// Async: report with an `OriginateResponse` event.
     pub is_async: bool,
+    /// `Variable:` headers: set on the originated channel (each announced by `VarSet`).
+    pub variables: Vec<(String, String)>,
 }
 
 /// How an originated call's first leg ended.
@@ -268,18 +270,20 @@ impl ChannelTracker {
 
     /// Set a channel variable; false when there is no such channel.
     pub fn set_var(&mut self, channel: &str, name: &str, value: &str) -> bool {
+        self.set_var_event(channel, name, value).is_some()
+    }
+
+    /// Set a channel variable; its `VarSet` event, or None when there is no such channel.
+    pub fn set_var_event(&mut self, channel: &str, name: &str, value: &str) -> Option<AmiEvent> {
         for c in self.calls.values_mut() {
             for ch in c.a.iter_mut().chain(c.b.iter_mut()).flatten() {
                 if ch.snap.name.eq_ignore_ascii_case(channel) {
-                    match ch.snap.variables.iter_mut().find(|(k, _)| k == name) {
-                        Some(slot) => slot.1 = value.to_string(),
-                        None => ch.snap.variables.push((name.into(), value.into())),
-                    }
-                    return true;
+                    set_variable(&mut ch.snap.variables, name, value);
+                    return Some(events::var_set(Some(&ch.snap), name, value));
                 }
             }
         }
-        false
+        None
     }
 
     /// Forget calls the engine no longer has (after the event stream lagged).
@@ -387,6 +391,15 @@ impl ChannelTracker {
             let ev = p.is_async.then(|| originate_event(&p, &o));
             return Some((o, ev));
         }
+        // The first channel may already exist (its Newchannel went out before the Originate
+        // was registered): give it the variables now.
+        if let Some(c) = self.calls.get_mut(&call) {
+            for ch in c.a.iter_mut().flatten() {
+                for (k, v) in &p.variables {
+                    set_variable(&mut ch.snap.variables, k, v);
+                }
+            }
+        }
         self.originates.insert(call, p);
         None
     }
@@ -475,6 +488,8 @@ impl ChannelTracker {
                     a.snap.variables = vec![("SIPCALLID".into(), call_id.clone())];
                     st.linkedid = a.snap.uniqueid.clone();
                     out.push(events::newchannel(&a.snap));
+                    // The dialplan step that dials the callee.
+                    out.push(events::newexten(&a.snap));
                     st.a.push(Some(a));
                     st.a_main = Some(0);
                 }
@@ -641,7 +656,16 @@ impl ChannelTracker {
                 ch.snap.exten = c.callee.clone();
                 ch.snap.caller_id_num = c.caller.clone();
                 ch.snap.caller_id_name = c.caller_name.clone();
+                let pending = self.originates.get(&call);
+                if let Some((num, name)) = pending.and_then(|p| p.caller_id.as_ref()) {
+                    ch.snap.caller_id_num = num.clone();
+                    ch.snap.caller_id_name = name.clone();
+                }
                 out.push(events::newchannel(&ch.snap));
+                for (k, v) in pending.map(|p| p.variables.as_slice()).unwrap_or_default() {
+                    set_variable(&mut ch.snap.variables, k, v);
+                    out.push(events::var_set(Some(&ch.snap), k, v));
+                }
                 out.push(events::dial_begin(None, &ch.snap, number));
             }
         }
@@ -698,6 +722,9 @@ impl ChannelTracker {
                 out.push(events::dial_end(None, &ch.snap, "ANSWER", None));
                 ch.snap.application = "Dial".into();
                 ch.snap.app_data = format!("PJSIP/{callee},30");
+                // Answered, the originated channel runs the dialplan at Context/Exten (after
+                // the OriginateResponse, as Asterisk's originate thread reports first).
+                let exten = events::newexten(&ch.snap);
                 let outcome = OriginateOutcome {
                     success: true,
                     reason: 4,
@@ -709,6 +736,7 @@ impl ChannelTracker {
                 c.linkedid = outcome.uniqueid.clone();
                 c.a_main = Some(branch);
                 self.settle_originate(call, outcome, out);
+                out.push(exten);
             }
         }
     }
@@ -951,3 +979,11 @@ fn originate_event(p: &PendingOriginate, o: &OriginateOutcome) -> AmiEvent {
 #[cfg(test)]
 #[path = "channels_tests.rs"]
 mod tests;
+
+/// Set (or replace) one variable in a channel's list.
+fn set_variable(vars: &mut Vec<(String, String)>, name: &str, value: &str) {
+    match vars.iter_mut().find(|(k, _)| k == name) {
+        Some(slot) => slot.1 = value.to_string(),
+        None => vars.push((name.into(), value.into())),
+    }
+}

@@ -101,6 +101,7 @@ fn answered_call_event_order() {
         names(&evs),
         [
             format!("Newchannel {a}"),
+            format!("Newexten {a}"),
             format!("Newchannel {b}"),
             format!("NewCallerid {b}"),
             format!("NewConnectedLine {b}"),
@@ -141,7 +142,7 @@ fn answered_call_event_order() {
     assert_eq!(hang.header("Cause-txt"), Some("Normal Clearing"));
     assert_eq!(hang.header("ConnectedLineName"), Some("Bob"));
     // Linkedid of B is A's Uniqueid.
-    let nb = &evs[1];
+    let nb = &evs[2];
     assert_eq!(nb.header("Linkedid"), Some("1700000000.0"));
     assert_eq!(nb.header("Uniqueid"), Some("1700000000.1"));
 }
@@ -340,14 +341,14 @@ fn busy_and_cancel_and_timeout() {
     }
     let n = names(&evs);
     assert_eq!(
-        &n[5..],
+        &n[6..],
         [
             "DialEnd PJSIP/1001-00000000 BUSY",
             "Hangup PJSIP/1002-00000001",
             "Hangup PJSIP/1001-00000000"
         ]
     );
-    assert_eq!(evs[6].header("Cause"), Some("17"));
+    assert_eq!(evs[7].header("Cause"), Some("17"));
     // Caller cancels: HangupRequest on A, DialEnd CANCEL.
     let mut t = tracker();
     let mut evs = Vec::new();
@@ -371,7 +372,7 @@ fn busy_and_cancel_and_timeout() {
         evs.extend(t.handle(T0, &ev));
     }
     assert_eq!(
-        &names(&evs)[5..],
+        &names(&evs)[6..],
         [
             "HangupRequest PJSIP/1001-00000000",
             "DialEnd PJSIP/1001-00000000 CANCEL",
@@ -402,7 +403,7 @@ fn busy_and_cancel_and_timeout() {
         evs.extend(t.handle(T0, &ev));
     }
     assert_eq!(
-        &names(&evs)[5..],
+        &names(&evs)[6..],
         [
             "SoftHangupRequest PJSIP/1001-00000000",
             "DialEnd PJSIP/1001-00000000 NOANSWER",
@@ -414,6 +415,73 @@ fn busy_and_cancel_and_timeout() {
         evs.last().unwrap().header("Cause-txt"),
         Some("User alerting, no answer")
     );
+}
+
+#[test]
+fn originate_variables_and_dialplan_events() {
+    let mut t = tracker();
+    let call = 7;
+    t.handle(T0, &started(call, true));
+    // Registered before the first phone rings: the channel is born with the variables and
+    // the Originate's caller ID.
+    t.register_originate(
+        call,
+        PendingOriginate {
+            action_id: None,
+            channel: "PJSIP/1001".into(),
+            target: OriginateTarget::Exten {
+                context: "from-internal".into(),
+                exten: "1002".into(),
+            },
+            caller_id: Some(("5551234".into(), "CRM".into())),
+            is_async: true,
+            variables: vec![
+                ("CRM_ID".into(), "42".into()),
+                ("NOTE".into(), "say \"hi\"".into()),
+            ],
+        },
+    );
+    let evs = t.handle(T0, &dialing(call, Leg::A, 0));
+    let n: Vec<&str> = evs.iter().map(|e| &*e.name).collect();
+    assert_eq!(n, ["Newchannel", "VarSet", "VarSet", "DialBegin"]);
+    assert_eq!(evs[0].header("CallerIDNum"), Some("5551234"));
+    assert_eq!(evs[0].header("CallerIDName"), Some("CRM"));
+    assert_eq!(evs[1].class, crate::ami::perms::DIALPLAN);
+    assert_eq!(evs[1].header("Variable"), Some("CRM_ID"));
+    assert_eq!(evs[1].header("Value"), Some("42"));
+    // Values are C-escaped on the wire.
+    assert_eq!(evs[2].header("Value"), Some("say \\\"hi\\\""));
+    let chan = t.channels()[0].name.clone();
+    assert_eq!(
+        t.channels()[0].variables,
+        [
+            ("CRM_ID".to_string(), "42".to_string()),
+            ("NOTE".to_string(), "say \"hi\"".to_string())
+        ]
+    );
+    // Setvar on the channel: the value changes and a VarSet is announced.
+    let ev = t.set_var_event(&chan, "CRM_ID", "43").unwrap();
+    assert_eq!(ev.header("Channel"), Some(chan.as_str()));
+    assert_eq!(ev.header("Value"), Some("43"));
+    assert!(t.set_var_event("PJSIP/1001-7fffffff", "X", "1").is_none());
+    // Answered: the originated channel runs the dialplan (Newexten after the response).
+    let evs = t.handle(
+        T0,
+        &CallEvent::Answered {
+            call,
+            leg: Leg::A,
+            branch: 0,
+        },
+    );
+    let nx = evs.last().unwrap();
+    assert_eq!(nx.name, "Newexten");
+    assert_eq!(nx.header("Extension"), Some("1002"));
+    assert_eq!(nx.header("Application"), Some("Dial"));
+    assert_eq!(nx.header("AppData"), Some("PJSIP/1002,30"));
+    // Globals: Channel/Uniqueid none.
+    let g = crate::ami::events::var_set(None, "G", "v");
+    assert_eq!(g.header("Channel"), Some("none"));
+    assert_eq!(g.header("Uniqueid"), Some("none"));
 }
 
 #[test]
@@ -436,6 +504,7 @@ fn originate_async_reports_when_the_caller_answers() {
             target: target.clone(),
             caller_id: Some(("1002".into(), "Click2Call".into())),
             is_async: true,
+            variables: Vec::new(),
         },
     );
     assert!(reg.is_none());
@@ -538,6 +607,7 @@ fn originate_failure_and_late_registration() {
                 },
                 caller_id: None,
                 is_async: true,
+                variables: Vec::new(),
             },
         )
         .unwrap();

@@ -648,6 +648,27 @@ pub fn bridge_leave(b: &BridgeSnapshot, ch: &ChannelSnapshot) -> AmiEvent {
     ev
 }
 
+/// `Newexten`: the channel runs a dialplan priority (`Extension` duplicates `Exten`, as
+/// Asterisk still sends it).
+pub fn newexten(ch: &ChannelSnapshot) -> AmiEvent {
+    chan_event("Newexten", perms::DIALPLAN, ch)
+        .kv("Extension", ch.exten.clone())
+        .kv("Application", ch.application.clone())
+        .kv("AppData", ch.app_data.clone())
+}
+
+/// `VarSet` on a channel, or of a global variable (`Channel: none`, `Uniqueid: none`).
+pub fn var_set(ch: Option<&ChannelSnapshot>, variable: &str, value: &str) -> AmiEvent {
+    let ev = match ch {
+        Some(ch) => chan_event("VarSet", perms::DIALPLAN, ch),
+        None => AmiEvent::new("VarSet", perms::DIALPLAN)
+            .kv("Channel", "none")
+            .kv("Uniqueid", "none"),
+    };
+    ev.kv("Variable", variable.to_string())
+        .kv("Value", escape_c(value))
+}
+
 /// `HangupRequest` (an explicit hangup of the channel).
 pub fn hangup_request(ch: &ChannelSnapshot, cause: Option<u8>) -> AmiEvent {
     let mut ev = chan_event("HangupRequest", perms::CALL, ch);

@@ -80,6 +80,20 @@ impl EndpointTracker {
             Some((exten.to_string(), context.to_string()));
     }
 
+    /// Drop the hint of an endpoint (its extension is gone): `ExtensionStatus` -1.
+    pub fn remove_hint(&mut self, endpoint: &str) -> Vec<AmiEvent> {
+        let Some((exten, context)) = self.endpoints.get_mut(endpoint).and_then(|e| e.hint.take())
+        else {
+            return Vec::new();
+        };
+        vec![events::extension_status(
+            &exten,
+            &context,
+            &format!("PJSIP/{endpoint}"),
+            -1,
+        )]
+    }
+
     /// Know a contact without reporting it (bindings restored at start-up).
     pub fn seed_contact(&mut self, aor: &str, uri: &str, state: ContactState) {
         let e = self.endpoints.entry(aor.to_string()).or_default();
@@ -185,6 +199,13 @@ impl EndpointTracker {
                 "",
                 note.as_deref().unwrap_or(""),
             )],
+            PbxEvent::Directory { number, context } => match context {
+                Some(ctx) => {
+                    self.set_hint(number, number, ctx);
+                    Vec::new()
+                }
+                None => self.remove_hint(number),
+            },
             // Channel events and CDRs are built by the channel tracker.
             PbxEvent::Call(_) | PbxEvent::Cdr(_) => Vec::new(),
         }
@@ -261,6 +282,44 @@ mod tests {
             ]
         );
         assert_eq!(t.device_state("1001"), DeviceState::Unavailable);
+    }
+
+    #[test]
+    fn hints_follow_the_directory() {
+        let mut t = EndpointTracker::new();
+        let uri = "sip:1077@127.0.0.1:5070";
+        let registered = PbxEvent::Registered {
+            aor: "1077".into(),
+            contact: uri.into(),
+            source: Peer::udp("127.0.0.1:5070".parse().unwrap()),
+            user_agent: None,
+        };
+        // Created after start-up: the hint exists before the first registration.
+        let evs = t.handle(&PbxEvent::Directory {
+            number: "1077".into(),
+            context: Some("sales".into()),
+        });
+        assert!(evs.is_empty());
+        let evs = t.handle(&registered);
+        let es = evs.iter().find(|e| e.name == "ExtensionStatus").unwrap();
+        assert_eq!(es.header("Exten"), Some("1077"));
+        assert_eq!(es.header("Context"), Some("sales"));
+        // Removed: one ExtensionStatus -1, then no hint any more.
+        let evs = t.handle(&PbxEvent::Directory {
+            number: "1077".into(),
+            context: None,
+        });
+        assert_eq!(names(&evs), ["ExtensionStatus:Deactivated"]);
+        assert_eq!(evs[0].header("Status"), Some("-1"));
+        let evs = t.set_call_state("1077", Some(DeviceState::InUse));
+        assert_eq!(names(&evs), ["DeviceStateChange:INUSE"]);
+        assert!(
+            t.handle(&PbxEvent::Directory {
+                number: "1077".into(),
+                context: None,
+            })
+            .is_empty()
+        );
     }
 
     #[test]

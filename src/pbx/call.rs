@@ -135,6 +135,16 @@ pub enum CallEvent {
     },
 }
 
+/// How an originated call presents itself to the phone it rings first (AMI `Originate`'s
+/// `Timeout` and `CallerID`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OriginateOptions {
+    /// How long the first phone may ring (default: `server.ring_timeout`).
+    pub ring_timeout: Option<Duration>,
+    /// `(number, name)` shown on the first phone instead of the callee's.
+    pub caller_id: Option<(String, String)>,
+}
+
 /// Why a click-to-dial / originate request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OriginateError {
@@ -242,6 +252,8 @@ struct Originate {
     offer: SessionDescription,
     /// The caller answered: the A leg is a dialog in which Dialtone is the UAC.
     answered: bool,
+    /// `(number, name)` the first phone shows (AMI `CallerID`).
+    caller_id: Option<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -339,6 +351,8 @@ struct Call {
     last_sdp_to: [Option<Bytes>; 2],
     /// The phone of each leg (A, B) has put the call on hold.
     held: [bool; 2],
+    /// The Q.850 cause an outside hang-up asked for (AMI `Hangup` with `Cause`).
+    hangup_q850: Option<u8>,
 }
 
 impl Call {
@@ -826,6 +840,7 @@ impl Pbx {
             session_deadline: None,
             last_sdp_to: [None, None],
             held: [false, false],
+            hangup_q850: None,
         };
         info!(call = id, caller = %call.caller, callee = %call.callee, "new call");
         let (caller_for_index, callee_for_index) = (call.caller.clone(), call.callee.clone());
@@ -1118,7 +1133,9 @@ impl Pbx {
         now: Instant,
         from: &str,
         to: &str,
+        opts: OriginateOptions,
     ) -> Result<(u64, String), OriginateError> {
+        let ring_timeout = opts.ring_timeout.unwrap_or(self.cfg.ring_timeout);
         let caller = self
             .directory
             .get(from)
@@ -1184,13 +1201,14 @@ impl Pbx {
             b_origin: LocalOrigin::new((origin_seed >> 16) & 0xffff_ffff),
             caller: from.to_owned(),
             callee: to.to_owned(),
-            ring_deadline: now + self.cfg.ring_timeout,
+            ring_deadline: now + ring_timeout,
             retx: [None, None],
             start: self.unix_ms(now),
             answer: None,
             offer_pending: false,
             codecs: [None, None],
             origin: Some(Box::new(Originate {
+                caller_id: opts.caller_id,
                 branches: Vec::new(),
                 offer: SessionDescription::parse(
                     b"v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n",
@@ -1201,15 +1219,14 @@ impl Pbx {
             session_deadline: None,
             last_sdp_to: [None, None],
             held: [false, false],
+            hangup_q850: None,
         };
         info!(call = id, from, to, "originate: ringing the caller first");
         self.calls.index(id, [from, to]);
         self.calls.calls.insert(id, call);
         self.started_event(id, true);
         self.calls.dialogs.insert(call_id.clone(), (id, Leg::A));
-        self.calls
-            .timers
-            .push(Reverse((now + self.cfg.ring_timeout, id)));
+        self.calls.timers.push(Reverse((now + ring_timeout, id)));
         self.emit_media(MediaCommand::Open {
             call: id,
             streams: 1,
@@ -1255,15 +1272,33 @@ impl Pbx {
                 return;
             }
         };
+        let mut presented = None;
         if let Some(o) = call.origin.as_mut() {
             o.offer = offer.clone();
+            presented = o.caller_id.clone();
         }
         let body = Bytes::from(offer.print());
-        let display = self
-            .directory
-            .get(&to)
-            .map(|e| e.name.replace('"', ""))
-            .unwrap_or_default();
+        // Who the phone sees calling: the callee, or the CallerID the originator asked for.
+        let (shown_user, display) = match presented {
+            Some((num, name)) => (num, name),
+            None => (
+                to.clone(),
+                self.directory
+                    .get(&to)
+                    .map(|e| e.name.clone())
+                    .unwrap_or_default(),
+            ),
+        };
+        let display = display.replace(['"', '\\', '\r', '\n'], "");
+        let shown_user: String = shown_user
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,;?/".contains(*c))
+            .collect();
+        let shown_user = if shown_user.is_empty() {
+            to.clone()
+        } else {
+            shown_user
+        };
         let targets: Vec<(String, Peer)> = self
             .registrar
             .bindings_of(&from)
@@ -1286,7 +1321,7 @@ impl Pbx {
             h.push(HeaderName::MaxForwards, "70");
             h.push(
                 HeaderName::From,
-                format!("\"{display}\" <sip:{to}@{host}>;tag={tag}"),
+                format!("\"{display}\" <sip:{shown_user}@{host}>;tag={tag}"),
             );
             h.push(HeaderName::To, format!("<sip:{from}@{host}>"));
             h.push(HeaderName::CallId, call_id.clone());
@@ -1589,9 +1624,23 @@ impl Pbx {
     /// caller gets `status`, 480 by default), an answered one gets BYE on both legs. Returns
     /// false for an unknown call.
     pub(super) fn hangup(&mut self, now: Instant, id: u64, status: Option<u16>) -> bool {
-        let Some(call) = self.calls.calls.get(&id) else {
+        self.hangup_with(now, id, status, None)
+    }
+
+    /// [`Self::hangup`] with the Q.850 cause to clear with (AMI `Hangup` `Cause`): the
+    /// caller of a ringing call gets the cause's SIP status, BYEs carry a `Reason` header,
+    /// and the CDR and AMI `Hangup` events show the cause.
+    pub(super) fn hangup_with(
+        &mut self,
+        now: Instant,
+        id: u64,
+        status: Option<u16>,
+        q850: Option<u8>,
+    ) -> bool {
+        let Some(call) = self.calls.calls.get_mut(&id) else {
             return false;
         };
+        call.hangup_q850 = q850;
         if call.phase == Phase::Answered {
             self.send_bye(now, id, Leg::A);
             self.send_bye(now, id, Leg::B);
@@ -1603,7 +1652,10 @@ impl Pbx {
                 HungUpBy::System,
             );
         } else {
-            let status = status.filter(|s| (300..700).contains(s)).unwrap_or(480);
+            let status = status
+                .or(q850.map(crate::pbx::cause::to_sip))
+                .filter(|s| (300..700).contains(s))
+                .unwrap_or(480);
             let reason = Response::default_reason(status);
             self.fail_call(now, id, status, reason, HungUpBy::System);
         }
@@ -2040,9 +2092,19 @@ impl Pbx {
     }
 
     fn send_bye(&mut self, now: Instant, id: u64, leg: Leg) {
-        let Some(bye) = self.dialog_request(id, leg, Method::Bye) else {
+        let Some(mut bye) = self.dialog_request(id, leg, Method::Bye) else {
             return;
         };
+        if let Some(cause) = self.calls.calls.get(&id).and_then(|c| c.hangup_q850) {
+            // RFC 3326: why the call was cleared.
+            bye.headers.push(
+                HeaderName::Reason,
+                format!(
+                    "Q.850;cause={cause};text=\"{}\"",
+                    crate::pbx::cause::text(cause)
+                ),
+            );
+        }
         let Some((peer, key)) = self.leg_peer(id, leg).zip(branch_key(&bye)) else {
             return;
         };
@@ -2751,6 +2813,7 @@ impl Pbx {
             (Disposition::NoAnswer, HungUpBy::System) => crate::pbx::cause::q850::NO_ANSWER,
             _ => crate::pbx::cause::from_sip(cause),
         };
+        let q850_cause = call.hangup_q850.unwrap_or(q850_cause);
         let record = CallRecord {
             id,
             call_id: call.a.call_id,

@@ -1057,6 +1057,51 @@ fn hangup_command_ends_ringing_and_answered_calls() {
 }
 
 #[test]
+fn hangup_with_cause_maps_to_sip_reason_and_cdr() {
+    // Ringing, cause 17 (user busy): the caller gets 486, the CDR shows 17.
+    let mut h = Harness::with_both();
+    let (_inv, b_inv) = h.ring(bob());
+    h.send(bob(), Message::Response(reply(&b_inv, 180, "b1", None)));
+    h.responses_for(alice());
+    let id = h.pbx.calls()[0].id;
+    h.pbx.handle_command(
+        h.now,
+        Command::HangupWithCause {
+            call: id,
+            cause: 17,
+        },
+    );
+    h.drain();
+    assert_eq!(h.responses_for(alice()).pop().unwrap().status, 486);
+    assert_eq!(h.cdrs.pop().unwrap().q850_cause, 17);
+    // Answered, cause 21 (call rejected): BYEs carry an RFC 3326 Reason, the CDR shows 21
+    // and keeps its answered disposition.
+    let mut h = Harness::with_both();
+    h.answered();
+    let id = h.pbx.calls()[0].id;
+    h.pbx.handle_command(
+        h.now,
+        Command::HangupWithCause {
+            call: id,
+            cause: 21,
+        },
+    );
+    h.drain();
+    for who in [alice(), bob()] {
+        let bye = h.requests_for(who).pop().unwrap();
+        assert_eq!(bye.method, Method::Bye);
+        assert_eq!(
+            bye.headers.get(&HeaderName::Reason),
+            Some("Q.850;cause=21;text=\"Call Rejected\"")
+        );
+    }
+    let cdr = h.cdrs.pop().unwrap();
+    assert_eq!(cdr.q850_cause, 21);
+    assert_eq!(cdr.disposition, Disposition::Answered);
+    assert_eq!(cdr.hangup_cause, 200);
+}
+
+#[test]
 fn relay_that_never_answers_gives_503_after_ring_timeout() {
     let mut h = Harness::with_both();
     let first = invite("1002", "n1", 1, None, A_SDP, "");
@@ -1251,6 +1296,34 @@ fn originate_caller_does_not_answer() {
     let cdr = h.cdrs.pop().unwrap();
     assert_eq!(cdr.disposition, Disposition::NoAnswer);
     assert_eq!(cdr.q850_cause, 19);
+}
+
+#[test]
+fn originate_options_set_ring_timeout_and_caller_id() {
+    use super::engine::OriginateOptions;
+    let mut h = Harness::with_both();
+    let opts = OriginateOptions {
+        ring_timeout: Some(Duration::from_secs(5)),
+        caller_id: Some(("5551234".into(), "CRM \"Desk\"".into())),
+    };
+    h.pbx
+        .originate_call_with(h.now, "1001", "1002", opts)
+        .unwrap();
+    h.drain();
+    let a_inv = h.requests_for(alice()).pop().unwrap();
+    let from = a_inv.headers.get(&HeaderName::From).unwrap();
+    assert!(from.starts_with("\"CRM Desk\" <sip:5551234@"), "{from}");
+    h.send(alice(), Message::Response(reply(&a_inv, 180, "a1", None)));
+    // Not yet at 4 s; cancelled by 6 s (not the 30 s default).
+    h.advance(Duration::from_secs(4));
+    assert!(h.requests_for(alice()).is_empty());
+    h.advance(Duration::from_secs(2));
+    assert!(
+        h.requests_for(alice())
+            .iter()
+            .any(|r| r.method == Method::Cancel)
+    );
+    assert_eq!(h.cdrs.pop().unwrap().disposition, Disposition::NoAnswer);
 }
 
 #[test]

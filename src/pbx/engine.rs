@@ -34,7 +34,7 @@ pub mod call;
 pub mod subscribe;
 pub use call::{
     CallEvent, CallRecord, CallView, DEFAULT_RING_TIMEOUT, Disposition, HungUpBy, Leg,
-    MediaCommand, MediaPorts, OriginateError,
+    MediaCommand, MediaPorts, OriginateError, OriginateOptions,
 };
 pub use subscribe::{PresenceEntry, PresenceError};
 
@@ -138,6 +138,8 @@ pub enum Command {
     /// End a call (API hangup, media timeout). `status`: the final response for a call not yet
     /// answered (default 480); the CDR hangup cause of an answered one (default 200).
     Hangup { call: u64, status: Option<u16> },
+    /// Hang up with a Q.850 cause (AMI `Hangup` with `Cause`).
+    HangupWithCause { call: u64, cause: u8 },
     /// Replace the NAT settings (a pjsip.conf reload): from the next message on, peers outside
     /// `local_nets` get `external_ip` in Via/Contact and `external_media_ip` (else
     /// `external_ip`) in SDP.
@@ -193,6 +195,12 @@ pub enum PbxEvent {
     /// A finished call's record (published by the runtime from [`Output::Cdr`], right after
     /// the call's `Ended`), for the AMI `Cdr` event.
     Cdr(Box<CallRecord>),
+    /// An extension appeared or changed (`Some(context)`), or went away or was disabled
+    /// (`None`): AMI keeps its hints (`ExtensionStatus`) in step.
+    Directory {
+        number: String,
+        context: Option<String>,
+    },
 }
 
 /// What the engine wants done.
@@ -431,7 +439,18 @@ impl Pbx {
         from: &str,
         to: &str,
     ) -> Result<(u64, String), OriginateError> {
-        let r = self.originate(now, from, to);
+        self.originate_call_with(now, from, to, OriginateOptions::default())
+    }
+
+    /// [`Pbx::originate_call`] with AMI's `Timeout` and `CallerID`.
+    pub fn originate_call_with(
+        &mut self,
+        now: Instant,
+        from: &str,
+        to: &str,
+        opts: OriginateOptions,
+    ) -> Result<(u64, String), OriginateError> {
+        let r = self.originate(now, from, to, opts);
         self.flush_presence(now);
         self.drain_tx(now);
         r
@@ -439,6 +458,13 @@ impl Pbx {
 
     pub fn extension(&self, number: &str) -> Option<&Extension> {
         self.directory.get(number)
+    }
+
+    fn directory_event(&mut self, number: &str, context: Option<&str>) {
+        self.out.push_back(Output::Event(PbxEvent::Directory {
+            number: number.to_owned(),
+            context: context.map(str::to_owned),
+        }));
     }
 
     // ----------------------------------------------------------------- inputs
@@ -455,6 +481,15 @@ impl Pbx {
                     .filter(|n| new.get(*n).is_none_or(|e| !e.enabled))
                     .cloned()
                     .collect();
+                for e in new.values().filter(|e| e.enabled) {
+                    let was = self.directory.get(&e.number).filter(|o| o.enabled);
+                    if was.is_none_or(|o| o.context != e.context) {
+                        self.directory_event(&e.number, Some(&e.context));
+                    }
+                }
+                for n in &gone {
+                    self.directory_event(n, None);
+                }
                 self.directory = new;
                 for n in gone {
                     self.registrar.remove_aor(&n, RemoveReason::Disabled);
@@ -473,13 +508,22 @@ impl Pbx {
             Command::UpsertExtension(ext) => {
                 let number = ext.number.clone();
                 let enabled = ext.enabled;
+                let was = self.directory.get(&number).filter(|o| o.enabled);
+                match (enabled, was) {
+                    (true, Some(o)) if o.context == ext.context => {}
+                    (true, _) => self.directory_event(&number, Some(&ext.context)),
+                    (false, Some(_)) => self.directory_event(&number, None),
+                    (false, None) => {}
+                }
                 self.directory.insert(number.clone(), ext);
                 if !enabled {
                     self.registrar.remove_aor(&number, RemoveReason::Disabled);
                 }
             }
             Command::RemoveExtension(number) => {
-                self.directory.remove(&number);
+                if self.directory.remove(&number).is_some_and(|e| e.enabled) {
+                    self.directory_event(&number, None);
+                }
                 self.registrar.remove_aor(&number, RemoveReason::Disabled);
             }
             Command::RestoreBindings(records) => {
@@ -505,6 +549,11 @@ impl Pbx {
             Command::MediaFailed { call } => self.media_failed(now, call),
             Command::Hangup { call, status } => {
                 if !self.hangup(now, call, status) {
+                    debug!(call, "hangup for an unknown call");
+                }
+            }
+            Command::HangupWithCause { call, cause } => {
+                if !self.hangup_with(now, call, None, Some(cause)) {
                     debug!(call, "hangup for an unknown call");
                 }
             }

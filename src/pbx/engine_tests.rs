@@ -154,6 +154,39 @@ fn do_register(h: &mut Harness, user: &str, password: &str, expires: u32) -> Res
 }
 
 #[test]
+fn directory_changes_are_reported_once() {
+    let mut h = Harness::new();
+    h.events.clear();
+    let mut e = Extension::new("1077", "Late", "late-secret-77");
+    h.pbx
+        .handle_command(h.now, Command::UpsertExtension(e.clone()));
+    // The same again (a password change) is not a hint change.
+    e.secret = "other-secret-77".into();
+    h.pbx
+        .handle_command(h.now, Command::UpsertExtension(e.clone()));
+    e.enabled = false;
+    h.pbx.handle_command(h.now, Command::UpsertExtension(e));
+    h.pbx
+        .handle_command(h.now, Command::RemoveExtension("1077".into()));
+    h.drain();
+    let dir: Vec<(String, Option<String>)> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            PbxEvent::Directory { number, context } => Some((number.clone(), context.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        dir,
+        [
+            ("1077".to_string(), Some("from-internal".to_string())),
+            ("1077".to_string(), None)
+        ]
+    );
+}
+
+#[test]
 fn register_with_digest_persists_and_reports() {
     let mut h = Harness::new();
     let r = do_register(&mut h, "1001", "secret1001", 600);

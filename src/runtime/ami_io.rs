@@ -377,6 +377,12 @@ async fn fan_out(
                         out
                     }
                     PbxEvent::Cdr(r) => vec![lock(&channels).cdr(r, &local_time)],
+                    PbxEvent::Directory { number, context } => {
+                        if let Some(ctx) = context {
+                            lock(&channels).set_context(number, ctx);
+                        }
+                        tracker.handle(&ev)
+                    }
                     _ => tracker.handle(&ev),
                 };
                 for mut ami in out {
@@ -868,8 +874,13 @@ impl Backend {
             target: req.target.clone(),
             caller_id: caller_id.clone(),
             is_async: req.is_async,
+            variables: req.variables.clone(),
         };
-        let call = match self.core.originate(from.clone(), to).await {
+        let opts = crate::pbx::engine::OriginateOptions {
+            ring_timeout: Some(Duration::from_millis(req.timeout_ms)),
+            caller_id: caller_id.clone(),
+        };
+        let call = match self.core.originate_with(from.clone(), to, opts).await {
             Some(Ok((id, _call_id))) => id,
             Some(Err(e)) => {
                 debug!(error = %e, "AMI Originate refused");
@@ -936,14 +947,17 @@ impl AmiBackend for Backend {
     fn hangup(
         &self,
         channels: Vec<String>,
-        _cause: Option<u8>,
+        cause: Option<u8>,
     ) -> BoxFut<'_, Result<Vec<String>, ControlError>> {
         Box::pin(async move {
             let mut done = Vec::new();
             for want in channels {
                 let call = lock(&self.channels).call_of(&want);
                 if let Some(id) = call
-                    && self.core.hangup(id.to_string()).await
+                    && self
+                        .core
+                        .hangup_with_cause(id.to_string(), cause.filter(|c| *c != 0))
+                        .await
                 {
                     done.push(want);
                 }
@@ -973,18 +987,25 @@ impl AmiBackend for Backend {
         Box::pin(async move {
             match channel {
                 None => {
-                    let mut g = self.globals.lock().unwrap_or_else(|p| p.into_inner());
-                    match g.iter_mut().find(|(k, _)| *k == variable) {
-                        Some(slot) => slot.1 = value,
-                        None => g.push((variable, value)),
+                    let ev = events::var_set(None, &variable, &value);
+                    {
+                        let mut g = self.globals.lock().unwrap_or_else(|p| p.into_inner());
+                        match g.iter_mut().find(|(k, _)| *k == variable) {
+                            Some(slot) => slot.1 = value,
+                            None => g.push((variable, value)),
+                        }
                     }
+                    self.publish(ev);
                     Ok(())
                 }
                 Some(name) => {
-                    if lock(&self.channels).set_var(&name, &variable, &value) {
-                        Ok(())
-                    } else {
-                        Err(ControlError::NoSuchChannel)
+                    let ev = lock(&self.channels).set_var_event(&name, &variable, &value);
+                    match ev {
+                        Some(ev) => {
+                            self.publish(ev);
+                            Ok(())
+                        }
+                        None => Err(ControlError::NoSuchChannel),
                     }
                 }
             }

@@ -15,7 +15,9 @@ use tracing::{debug, error, warn};
 use super::media_bridge::BridgeMsg;
 use super::sip_io::{self, ConnWriter, TcpSettings, WriteError};
 use crate::pbx::Pbx;
-use crate::pbx::engine::{CallRecord, CallView, HungUpBy, OriginateError, PresenceEntry};
+use crate::pbx::engine::{
+    CallRecord, CallView, HungUpBy, OriginateError, OriginateOptions, PresenceEntry,
+};
 use crate::pbx::engine::{Command, ContactView, MediaCommand, Output, PbxEvent, PersistOp, Stats};
 use crate::pbx::peer::{ConnId, Peer, Proto};
 use crate::pbx::presence::PresenceStatus;
@@ -98,12 +100,15 @@ pub enum CoreMsg {
     /// Hang up the call whose Call-ID (or engine id) is `key`; replies whether it existed.
     Hangup {
         key: String,
+        /// Q.850 cause to clear with (AMI `Hangup` `Cause`).
+        cause: Option<u8>,
         reply: oneshot::Sender<bool>,
     },
     /// Click-to-dial (`from` rings first, then `to`).
     Originate {
         from: String,
         to: String,
+        opts: OriginateOptions,
         reply: oneshot::Sender<Result<(u64, String), OriginateError>>,
     },
     /// Stop: answer nothing more, flush, exit.
@@ -154,8 +159,18 @@ impl CoreHandle {
 
     /// Hang up a call by Call-ID (or engine id); false when there is no such call.
     pub async fn hangup(&self, key: String) -> bool {
+        self.hangup_with_cause(key, None).await
+    }
+
+    /// [`Self::hangup`] clearing with a Q.850 cause.
+    pub async fn hangup_with_cause(&self, key: String, cause: Option<u8>) -> bool {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(CoreMsg::Hangup { key, reply }).await.is_err() {
+        if self
+            .tx
+            .send(CoreMsg::Hangup { key, cause, reply })
+            .await
+            .is_err()
+        {
             return false;
         }
         rx.await.unwrap_or(false)
@@ -196,9 +211,25 @@ impl CoreHandle {
         from: String,
         to: String,
     ) -> Option<Result<(u64, String), OriginateError>> {
+        self.originate_with(from, to, OriginateOptions::default())
+            .await
+    }
+
+    /// Click-to-dial with a ring timeout and caller ID for the first phone.
+    pub async fn originate_with(
+        &self,
+        from: String,
+        to: String,
+        opts: OriginateOptions,
+    ) -> Option<Result<(u64, String), OriginateError>> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(CoreMsg::Originate { from, to, reply })
+            .send(CoreMsg::Originate {
+                from,
+                to,
+                opts,
+                reply,
+            })
             .await
             .ok()?;
         rx.await.ok()
@@ -361,23 +392,29 @@ impl Core {
                 let ok = self.pbx.set_presence(now, &extension, status, note).is_ok();
                 let _ = reply.send(ok);
             }
-            CoreMsg::Originate { from, to, reply } => {
-                let _ = reply.send(self.pbx.originate_call(now, &from, &to));
+            CoreMsg::Originate {
+                from,
+                to,
+                opts,
+                reply,
+            } => {
+                let _ = reply.send(self.pbx.originate_call_with(now, &from, &to, opts));
             }
-            CoreMsg::Hangup { key, reply } => {
+            CoreMsg::Hangup { key, cause, reply } => {
                 let found = self
                     .pbx
                     .calls()
                     .into_iter()
                     .find(|c| c.call_id == key || c.id.to_string() == key);
                 if let Some(c) = &found {
-                    self.pbx.handle_command(
-                        now,
-                        Command::Hangup {
+                    let cmd = match cause {
+                        Some(cause) => Command::HangupWithCause { call: c.id, cause },
+                        None => Command::Hangup {
                             call: c.id,
                             status: None,
                         },
-                    );
+                    };
+                    self.pbx.handle_command(now, cmd);
                 }
                 let _ = reply.send(found.is_some());
             }

@@ -339,6 +339,48 @@ async fn contact_status_on_register() {
     assert!(cs.contains("ContactStatus: Removed\r\n"), "{cs}");
     let ps = a.msg().await.unwrap();
     assert!(ps.contains("PeerStatus: Unreachable\r\n"), "{ps}");
+
+    // An extension created after start-up has a hint at once: its first registration is an
+    // ExtensionStatus, and deleting it removes the hint (Status -1).
+    use crate::support::http;
+    const TOKEN: &str = "test-token-123456";
+    let (st, body) = http(
+        srv.api(),
+        "POST",
+        "/api/extensions",
+        Some(TOKEN),
+        Some(r#"{"number":"1077","name":"Late","password":"late-secret-77"}"#),
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    let mut late = Phone::udp(srv.udp(), "1077").await;
+    assert_eq!(
+        late.register("1077", "late-secret-77", Some(600))
+            .await
+            .status,
+        200
+    );
+    let es = loop {
+        let es = a.until("Event: ExtensionStatus").await;
+        if es.contains("Exten: 1077\r\n") {
+            break es;
+        }
+    };
+    assert!(es.contains("Hint: PJSIP/1077\r\nStatus: 0\r\n"), "{es}");
+    let (st, body) = http(
+        srv.api(),
+        "DELETE",
+        "/api/extensions/1077",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert!(st == 200 || st == 204, "{st} {body}");
+    let es = a.until("Event: ExtensionStatus").await;
+    assert!(
+        es.contains("Exten: 1077\r\n") && es.contains("Status: -1\r\n"),
+        "{es}"
+    );
     srv.stop().await;
 }
 
@@ -444,11 +486,12 @@ async fn call_event_sequence() {
         .filter(|e| !e.starts_with("ContactStatus") && !e.starts_with("PeerStatus"))
         .collect();
     let an = calls[0].trim_start_matches("Newchannel ").to_string();
-    let bn = calls[1].trim_start_matches("Newchannel ").to_string();
+    let bn = calls[2].trim_start_matches("Newchannel ").to_string();
     assert!(an.starts_with("PJSIP/1001-"), "{calls:#?}");
     assert!(bn.starts_with("PJSIP/1002-"), "{calls:#?}");
     let expect = [
         format!("Newchannel {an}"),
+        format!("Newexten {an}"),
         format!("Newchannel {bn}"),
         format!("NewCallerid {bn}"),
         format!("NewConnectedLine {bn}"),
@@ -621,22 +664,32 @@ async fn hangup_action_and_originate() {
     .await;
     let m = a.until("Response: ").await;
     assert_eq!(header(&m, "Message"), Some("No such channel"), "{m}");
-    a.send(&["Action: Hangup", "ActionID: h1", &format!("Channel: {an}")])
-        .await;
+    a.send(&[
+        "Action: Hangup",
+        "ActionID: h1",
+        &format!("Channel: {an}"),
+        "Cause: 21",
+    ])
+    .await;
     let m = a.until("Response: ").await;
     assert_eq!(header(&m, "Message"), Some("Channel Hungup"), "{m}");
     let bye_b = next_request(&mut bob, "BYE").await;
+    // The cause travels in an RFC 3326 Reason header and in the Hangup events.
+    assert!(
+        bye_b.contains("Reason: Q.850;cause=21;text=\"Call Rejected\"\r\n"),
+        "{bye_b}"
+    );
     bob.send_raw(&answer(&bye_b, "200 OK", &bob_contact, None))
         .await;
     let bye_a = next_request(&mut alice, "BYE").await;
     alice
         .send_raw(&answer(&bye_a, "200 OK", "sip:1001@127.0.0.1", None))
         .await;
+    let hang = a.until("Event: Hangup\r\n").await;
+    assert_eq!(header(&hang, "Cause"), Some("21"), "{hang}");
+    assert_eq!(header(&hang, "Cause-txt"), Some("Call Rejected"), "{hang}");
     let tail = events_until(&mut a, "Cdr").await;
-    assert!(
-        tail.contains(&format!("SoftHangupRequest {an}")),
-        "{tail:#?}"
-    );
+    assert!(tail.iter().any(|e| e.starts_with("Hangup ")), "{tail:#?}");
 
     // Originate: errors first.
     a.send(&[
@@ -657,7 +710,10 @@ async fn hangup_action_and_originate() {
         "Context: from-internal",
         "Exten: 1002",
         "Priority: 1",
-        "CallerID: \"Click2Call\" <1002>",
+        "CallerID: \"Click2Call\" <5551234>",
+        "Variable: CRM_ID=42",
+        "Variable: CAMPAIGN=spring sale",
+        "Timeout: 20000",
         "Async: true",
     ])
     .await;
@@ -668,6 +724,26 @@ async fn hangup_action_and_originate() {
         "{m}"
     );
     let inv_a = next_request(&mut alice, "INVITE").await;
+    // The first phone shows the Originate's CallerID.
+    let from = inv_a
+        .lines()
+        .find(|l| l.starts_with("From:"))
+        .unwrap_or_default();
+    assert!(from.contains("\"Click2Call\" <sip:5551234@"), "{from}");
+    let vs = a.until("Event: VarSet").await;
+    assert_eq!(header(&vs, "Variable"), Some("CRM_ID"), "{vs}");
+    assert_eq!(header(&vs, "Value"), Some("42"), "{vs}");
+    let orig_chan = header(&vs, "Channel").unwrap().to_string();
+    assert!(orig_chan.starts_with("PJSIP/1001-"), "{vs}");
+    a.send(&[
+        "Action: Getvar",
+        "ActionID: g1",
+        &format!("Channel: {orig_chan}"),
+        "Variable: CAMPAIGN",
+    ])
+    .await;
+    let m = a.until("Response: ").await;
+    assert_eq!(header(&m, "Value"), Some("spring sale"), "{m}");
     let alice_contact = format!("sip:1001@{}", alice.local);
     alice
         .send_raw(&answer(&inv_a, "200 OK", &alice_contact, Some(&sdp(40000))))
@@ -677,6 +753,7 @@ async fn hangup_action_and_originate() {
     assert_eq!(header(&or, "Response"), Some("Success"), "{or}");
     assert_eq!(header(&or, "Reason"), Some("4"), "{or}");
     assert_eq!(header(&or, "CallerIDName"), Some("Click2Call"), "{or}");
+    assert_eq!(header(&or, "CallerIDNum"), Some("5551234"), "{or}");
     assert!(
         header(&or, "Channel").unwrap().starts_with("PJSIP/1001-"),
         "{or}"
