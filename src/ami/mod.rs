@@ -11,6 +11,7 @@ pub mod cli;
 pub mod events;
 pub mod filter;
 pub mod frame;
+pub mod manager_conf;
 pub mod model;
 pub mod monitor;
 pub mod perms;

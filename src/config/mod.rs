@@ -60,6 +60,10 @@ pub enum ConfigError {
         line: Option<usize>,
         column: Option<usize>,
     },
+    /// `ami.manager_conf` could not be read or holds a value Dialtone cannot use
+    /// (`file:line: what`).
+    #[error("ami.manager_conf: {0}")]
+    ManagerConf(String),
     /// Values that deserialised but fail validation; one entry per problem.
     #[error("{}", ValidationList { origin, errors })]
     Validation {
@@ -114,7 +118,62 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
-    parse(&text, &path.display().to_string())
+    let mut loaded = parse(&text, &path.display().to_string())?;
+    if let Some(file) = loaded.config.ami.manager_conf.clone() {
+        let src = crate::store::FsConfSource;
+        let conf = crate::pjsip_conf::parse::parse_file(
+            &src,
+            Path::new(&file),
+            crate::pjsip_conf::parse::ParseOptions {
+                follow_includes: true,
+                disabled_sections: false,
+            },
+        )
+        .map_err(|e| ConfigError::ManagerConf(e.to_string()))?;
+        let m = crate::ami::manager_conf::from_conf(&conf)
+            .map_err(|e| ConfigError::ManagerConf(e.to_string()))?;
+        apply_manager_conf(&mut loaded, m)?;
+    }
+    Ok(loaded)
+}
+
+/// Merge a read manager.conf into the AMI settings (its users after config.yml's).
+pub fn apply_manager_conf(
+    loaded: &mut Loaded,
+    m: crate::ami::manager_conf::ManagerConf,
+) -> Result<(), ConfigError> {
+    let ami = &mut loaded.config.ami;
+    if let Some(e) = m.enabled {
+        ami.enabled = e;
+    }
+    if let Some(p) = m.port {
+        ami.port = p;
+    }
+    if let Some(b) = m.bindaddr {
+        ami.host = b;
+    }
+    if let Some(t) = m.timestampevents {
+        ami.timestampevents = t;
+    }
+    if let Some(t) = m.authtimeout {
+        ami.authtimeout = t;
+    }
+    ami.disabledevents.extend(m.disabledevents);
+    for u in m.users {
+        if ami.users.iter().any(|x| x.username == u.username) {
+            return Err(ConfigError::ManagerConf(format!(
+                "user [{}] is also in config.yml ami.users: keep one",
+                u.username
+            )));
+        }
+        ami.users.push(u);
+    }
+    loaded.warnings.extend(
+        m.warnings
+            .into_iter()
+            .map(|w| format!("ami.manager_conf: {w}")),
+    );
+    Ok(())
 }
 
 /// Parse and validate config text. `origin` names the source in messages (`config.yml`).

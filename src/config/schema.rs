@@ -363,6 +363,14 @@ pub struct AmiConfig {
     pub users: Vec<AmiUser>,
     /// manager.conf `timestampevents`: every event carries `Timestamp: <unix>.<micros>`.
     pub timestampevents: bool,
+    /// manager.conf `disabledevents`: events never sent to anyone (exact names).
+    pub disabledevents: Vec<String>,
+    /// manager.conf `authtimeout`: seconds a connection may stay without logging in.
+    pub authtimeout: u32,
+    /// An Asterisk `manager.conf` to read at start-up (`#include`s followed): its `[general]`
+    /// `enabled`/`port`/`bindaddr`/`timestampevents`/`disabledevents`/`authtimeout` override
+    /// the keys above, and its user sections are added to `users`.
+    pub manager_conf: Option<String>,
 }
 
 impl Default for AmiConfig {
@@ -373,6 +381,9 @@ impl Default for AmiConfig {
             port: 5038,
             users: Vec::new(),
             timestampevents: false,
+            disabledevents: Vec::new(),
+            authtimeout: 30,
+            manager_conf: None,
         }
     }
 }

@@ -77,7 +77,10 @@ pub fn settings(cfg: &Config, started_unix: f64) -> AmiSettings {
             filters,
         });
     }
-    AmiSettings::new(users, started_unix)
+    let mut s = AmiSettings::new(users, started_unix);
+    s.disabled_events = cfg.ami.disabledevents.clone();
+    s.auth_timeout = Duration::from_secs(u64::from(cfg.ami.authtimeout.max(1)));
+    s
 }
 
 /// Locks a tracker (a poisoned lock still holds usable state).

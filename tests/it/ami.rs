@@ -37,7 +37,11 @@ struct Ami {
 
 impl Ami {
     async fn connect(srv: &TestServer) -> Ami {
-        let s = TcpStream::connect(srv.ami()).await.unwrap();
+        Ami::connect_to(srv.ami()).await
+    }
+
+    async fn connect_to(addr: std::net::SocketAddr) -> Ami {
+        let s = TcpStream::connect(addr).await.unwrap();
         let mut a = Ami { s, buf: Vec::new() };
         let banner = a.line().await.expect("banner");
         assert_eq!(banner, "Asterisk Call Manager/11.0.0");
@@ -982,4 +986,83 @@ async fn timestampevents_stamps_events() {
         .as_secs();
     assert!(now.abs_diff(secs.parse::<u64>().unwrap()) < 60, "{ts}");
     srv.stop().await;
+}
+
+/// A migrated box: config.yml points at Asterisk's manager.conf (with FreePBX's includes);
+/// its users log in with their permissions, `disabledevents` holds, a bad file is refused
+/// with file:line.
+#[tokio::test]
+async fn manager_conf_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("asterisk");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(
+        etc.join("manager.conf"),
+        "[general]\nenabled = yes\nport = 0\nbindaddr = 127.0.0.1\n\
+         disabledevents = Newexten\n\n\
+         [admin]\nsecret = amp111\ndeny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.0\n\
+         read = system,call,reporting\nwrite = system,call,reporting,originate,command\n\n\
+         #include manager_additional.conf\n",
+    )
+    .unwrap();
+    std::fs::write(
+        etc.join("manager_additional.conf"),
+        "[reader]\nsecret = reader-secret-1\nread = call\n",
+    )
+    .unwrap();
+    let yml = dir.path().join("config.yml");
+    std::fs::write(
+        &yml,
+        format!(
+            "server: {{ sip_host: 127.0.0.1, sip_port: 0 }}\n\
+             api: {{ host: 127.0.0.1, port: 0 }}\n\
+             compat_api: {{ enabled: false }}\n\
+             database: {{ url: \"sqlite://{}\" }}\n\
+             ami: {{ enabled: false, manager_conf: \"{}\" }}\n",
+            dir.path().join("d.db").display(),
+            etc.join("manager.conf").display()
+        ),
+    )
+    .unwrap();
+    let loaded = dialtone::config::load(&yml).expect("loads");
+    assert!(loaded.config.ami.enabled, "manager.conf enabled = yes wins");
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.contains("[admin] has a secret shorter")),
+        "{:?}",
+        loaded.warnings
+    );
+    let srv = dialtone::runtime::Server::start(&loaded.config)
+        .await
+        .expect("starts");
+    let addr = srv.ami_addr().expect("AMI listens");
+    let mut a = Ami::connect_to(addr).await;
+    let m = a.login("admin", "amp111").await;
+    assert!(m.contains("Message: Authentication accepted"), "{m}");
+    a.send(&["Action: CoreStatus", "ActionID: c1"]).await;
+    let m = a.until("Response: ").await;
+    assert!(m.starts_with("Response: Success"), "{m}");
+    // `reader` may read call events but not run actions that need write permission.
+    let mut r = Ami::connect_to(addr).await;
+    let m = r.login("reader", "reader-secret-1").await;
+    assert!(m.contains("Authentication accepted"), "{m}");
+    r.send(&["Action: Originate", "ActionID: o1", "Channel: PJSIP/1001"])
+        .await;
+    let m = r.until("Response: ").await;
+    assert!(m.contains("Message: Permission denied"), "{m}");
+    srv.shutdown().await.unwrap();
+
+    // A bad value: refused, with the file and line.
+    std::fs::write(
+        etc.join("manager_additional.conf"),
+        "[reader]\nsecret = reader-secret-1\nread = call,telepathy\n",
+    )
+    .unwrap();
+    let e = dialtone::config::load(&yml).unwrap_err().to_string();
+    assert!(
+        e.contains("manager_additional.conf:3: [reader] read = call,telepathy"),
+        "{e}"
+    );
 }
