@@ -31,6 +31,14 @@ fn with_carol(codecs: &[&str]) -> Harness {
     h
 }
 
+fn last_state(h: &Harness, ext: &str) -> Option<&'static str> {
+    h.states
+        .iter()
+        .rev()
+        .find(|(e, _)| e == ext)
+        .map(|(_, s)| *s)
+}
+
 fn only_call(h: &Harness) -> u64 {
     let calls = h.pbx.calls();
     assert_eq!(calls.len(), 1, "{calls:?}");
@@ -112,6 +120,10 @@ fn redirect_answered_caller_drops_the_callee_and_calls_the_target() {
     let view = &h.pbx.calls()[0];
     assert_eq!((view.from.as_str(), view.to.as_str()), ("1001", "1003"));
     assert!(!view.answered);
+    // Device states: Bob is free, Carol rings, Alice stays in use.
+    assert_eq!(last_state(&h, "1002"), Some("NOT_INUSE"));
+    assert_eq!(last_state(&h, "1003"), Some("RINGING"));
+    assert_eq!(last_state(&h, "1001"), Some("INUSE"));
     // Bob's 200 for the BYE is taken quietly; a BYE from him now is 481.
     h.send(bob(), Message::Response(reply(&to_bob[0], 200, "b1", None)));
     // Carol rings and answers: ACKed; Alice already has her session; the relay's B side now
@@ -136,6 +148,7 @@ fn redirect_answered_caller_drops_the_callee_and_calls_the_target() {
         h.media
     );
     assert!(h.pbx.calls()[0].answered);
+    assert_eq!(last_state(&h, "1003"), Some("INUSE"));
     // Alice hangs up: BYE to Carol; one CDR for the whole call.
     h.input(alice(), &alice_request("BYE", &a_ok, 3, None));
     assert_eq!(h.responses_for(alice()).pop().unwrap().status, 200);
@@ -430,4 +443,176 @@ fn redirect_kept_caller_bye_while_the_target_rings() {
     let cdr = h.cdrs.pop().unwrap();
     assert_eq!(cdr.hung_up_by, HungUpBy::Caller);
     assert_eq!(cdr.disposition, Disposition::Answered);
+}
+
+/// Alice's phone answering Dialtone's INVITE of a click-to-dial call (PCMA, events as 96).
+const A_ANSWER: &str = "v=0\r\no=alice 3 3 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
+m=audio 4000 RTP/AVP 8 96\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:96 telephone-event/8000\r\na=sendrecv\r\n";
+
+#[test]
+fn redirect_of_an_originated_call() {
+    // Click-to-dial Alice → Bob, answered by both; then Alice (kept) goes to Carol.
+    let mut h = with_carol(&["alaw", "ulaw"]);
+    let (id, call_id) = h.pbx.originate_call(h.now, "1001", "1002").unwrap();
+    h.drain();
+    let a_inv = invite_for(&mut h, alice());
+    h.send(
+        alice(),
+        Message::Response(reply(&a_inv, 200, "a1", Some(A_ANSWER))),
+    );
+    h.requests_for(alice());
+    let b_inv = invite_for(&mut h, bob());
+    let b_sdp = "v=0\r\no=bob 7 7 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\n\
+m=audio 5000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
+    h.send(
+        bob(),
+        Message::Response(reply(&b_inv, 200, "b1", Some(b_sdp))),
+    );
+    h.requests_for(bob());
+    h.media.clear();
+    h.pbx
+        .redirect_call(h.now, id, Leg::A, "1003", Some("from-internal"))
+        .unwrap();
+    h.drain();
+    assert_eq!(h.requests_for(bob()).pop().unwrap().method, Method::Bye);
+    assert!(h.take_for(alice()).is_empty());
+    // Carol gets Alice's session: PCMA and events numbered as Alice wants them (96).
+    let c_inv = invite_for(&mut h, carol());
+    let offer = sdp_of(&c_inv.body);
+    assert!(
+        offer.contains(&format!("m=audio {RELAY_B} RTP/AVP 8 96\r\n")),
+        "{offer}"
+    );
+    let c_sdp = "v=0\r\no=carol 5 5 IN IP4 192.0.2.30\r\ns=-\r\nc=IN IP4 192.0.2.30\r\nt=0 0\r\n\
+m=audio 6000 RTP/AVP 8 96\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:96 telephone-event/8000\r\na=sendrecv\r\n";
+    let c_ok = reply(&c_inv, 200, "c1", Some(c_sdp));
+    h.send(carol(), Message::Response(c_ok.clone()));
+    assert_eq!(h.requests_for(carol())[0].method, Method::Ack);
+    // The relay forgot Bob's maps; Alice sends events as 101 (Dialtone's offer to her), Carol
+    // expects 96.
+    let replace = h
+        .media
+        .iter()
+        .position(|m| matches!(m, MediaCommand::ReplaceLeg { leg: Leg::B, .. }))
+        .expect("ReplaceLeg");
+    let map = h
+        .media
+        .iter()
+        .position(|m| {
+            matches!(
+                m,
+                MediaCommand::SetPtMap {
+                    leg: Leg::A,
+                    from: 101,
+                    to: 96,
+                    ..
+                }
+            )
+        })
+        .expect("SetPtMap");
+    assert!(replace < map);
+    assert_eq!(h.pbx.calls()[0].call_id, call_id);
+    // Carol hangs up: BYE to Alice in the dialog Dialtone started.
+    h.input(carol(), &uas_request("BYE", &c_inv, &c_ok, 2, carol()));
+    let bye = h.requests_for(alice()).pop().expect("BYE to Alice");
+    assert_eq!(bye.method, Method::Bye);
+    assert_eq!(bye.call_id(), Some(call_id.as_str()));
+    assert_eq!(bye.to().unwrap().tag(), Some("a1"));
+    let cdr = h.cdrs.pop().unwrap();
+    assert_eq!((cdr.from.as_str(), cdr.to.as_str()), ("1001", "1003"));
+
+    // Same call, Bob kept this time: his dialog (Dialtone was its UAC) becomes leg A.
+    let mut h = with_carol(&["alaw"]);
+    let (id, call_id) = h.pbx.originate_call(h.now, "1001", "1002").unwrap();
+    h.drain();
+    let a_inv = invite_for(&mut h, alice());
+    h.send(
+        alice(),
+        Message::Response(reply(&a_inv, 200, "a1", Some(A_ANSWER))),
+    );
+    h.requests_for(alice());
+    let b_inv = invite_for(&mut h, bob());
+    let b_ok = reply(&b_inv, 200, "b1", Some(b_sdp));
+    h.send(bob(), Message::Response(b_ok.clone()));
+    h.requests_for(bob());
+    h.pbx
+        .redirect_call(h.now, id, Leg::B, "1003", None)
+        .unwrap();
+    h.drain();
+    let bye = h.requests_for(alice()).pop().unwrap();
+    assert_eq!(bye.method, Method::Bye);
+    assert_eq!(bye.call_id(), Some(call_id.as_str()));
+    let c_inv = invite_for(&mut h, carol());
+    assert_eq!(c_inv.from().unwrap().uri.user.as_deref(), Some("1002"));
+    assert!(sdp_of(&c_inv.body).contains(&format!("m=audio {RELAY_A} RTP/AVP 8 101\r\n")));
+    h.send(
+        carol(),
+        Message::Response(reply(&c_inv, 200, "c1", Some(c_sdp))),
+    );
+    assert_eq!(h.requests_for(carol())[0].method, Method::Ack);
+    // Bob hangs up in his dialog: 200, BYE to Carol.
+    h.input(bob(), &bob_request("BYE", &b_inv, &b_ok, 2, None));
+    assert_eq!(h.responses_for(bob()).pop().unwrap().status, 200);
+    assert_eq!(h.requests_for(carol()).pop().unwrap().method, Method::Bye);
+    let cdr = h.cdrs.pop().unwrap();
+    assert_eq!((cdr.from.as_str(), cdr.to.as_str()), ("1002", "1003"));
+    assert_eq!(cdr.call_id, call_id);
+    assert!(h.pbx.calls().is_empty());
+}
+
+#[test]
+fn redirect_twice_swaps_the_relay_legs_back() {
+    let mut h = with_carol(&["ulaw"]);
+    let (_inv, _a_ok, b_inv, _b_ok) = h.answered();
+    let id = only_call(&h);
+    // Bob kept, Carol called (relay leg A).
+    h.pbx
+        .redirect_call(h.now, id, Leg::B, "1003", None)
+        .unwrap();
+    h.drain();
+    h.take_for(alice());
+    let c_inv = invite_for(&mut h, carol());
+    let c_ok = reply(&c_inv, 200, "c1", Some(C_SDP));
+    h.send(carol(), Message::Response(c_ok.clone()));
+    h.requests_for(carol());
+    // Now Carol's channel (leg B) is redirected to Alice: Bob goes, Carol becomes leg A and
+    // Alice gets the relay leg Bob had (B).
+    h.media.clear();
+    h.pbx
+        .redirect_call(h.now, id, Leg::B, "1001", None)
+        .unwrap();
+    h.drain();
+    let bye = h.requests_for(bob()).pop().expect("BYE to Bob");
+    assert_eq!(bye.method, Method::Bye);
+    assert_eq!(bye.call_id(), b_inv.call_id());
+    assert!(h.take_for(carol()).is_empty());
+    let a_inv = invite_for(&mut h, alice());
+    assert_eq!(a_inv.from().unwrap().uri.user.as_deref(), Some("1003"));
+    assert!(sdp_of(&a_inv.body).contains(&format!("m=audio {RELAY_B} RTP/AVP 0 101\r\n")));
+    assert!(h.media.contains(&MediaCommand::ReplaceLeg {
+        call: id,
+        leg: Leg::B
+    }));
+    let a_sdp = C_SDP
+        .replace("192.0.2.30", "192.0.2.10")
+        .replace("6000", "4000");
+    h.send(
+        alice(),
+        Message::Response(reply(&a_inv, 200, "a9", Some(&a_sdp))),
+    );
+    assert!(h.media.iter().any(|m| matches!(
+        m,
+        MediaCommand::SetRemote { leg: Leg::B, sdp, .. } if sdp.audio().is_some_and(|a| a.port == 4000)
+    )));
+    // Carol hangs up in her dialog: Alice gets BYE.
+    h.input(carol(), &uas_request("BYE", &c_inv, &c_ok, 2, carol()));
+    assert_eq!(h.responses_for(carol()).pop().unwrap().status, 200);
+    assert!(
+        h.requests_for(alice())
+            .iter()
+            .any(|r| r.method == Method::Bye)
+    );
+    let cdr = h.cdrs.pop().unwrap();
+    assert_eq!((cdr.from.as_str(), cdr.to.as_str()), ("1003", "1001"));
+    assert_eq!(cdr.call_id, "call-a@192.0.2.10");
 }
