@@ -624,8 +624,9 @@ impl ChannelTracker {
                 kept,
                 to,
                 to_name,
+                context,
                 ..
-            } => self.redirected(*call, *kept, to, to_name, &mut out),
+            } => self.redirected(*call, *kept, to, to_name, context.as_deref(), &mut out),
             CallEvent::Ended {
                 call,
                 status,
@@ -647,6 +648,7 @@ impl ChannelTracker {
         kept: Leg,
         to: &str,
         to_name: &str,
+        context: Option<&str>,
         out: &mut Vec<AmiEvent>,
     ) {
         let Some(c) = self.calls.get_mut(&call) else {
@@ -709,9 +711,15 @@ impl ChannelTracker {
         c.b_main = None;
         if let Some(mut ch) = keep_chan {
             ch.snap.bridge_id.clear();
+            if let Some(ctx) = context {
+                ch.snap.context = ctx.to_string();
+            }
             ch.snap.exten = to.to_string();
+            ch.snap.priority = 1;
             ch.snap.application = "Dial".into();
             ch.snap.app_data = format!("PJSIP/{to},30");
+            // The channel runs the extension it was sent to.
+            out.push(events::newexten(&ch.snap));
             c.a.push(Some(ch));
             c.a_main = Some(0);
         }

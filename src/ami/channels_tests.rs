@@ -694,6 +694,7 @@ fn redirected(call: u64, kept: Leg, answered: bool) -> CallEvent {
         answered,
         to: "1003".into(),
         to_name: "Carol".into(),
+        context: Some("default".into()),
     }
 }
 
@@ -730,9 +731,13 @@ fn redirect_of_the_caller_event_order() {
             format!("BridgeLeave {b}"),
             "BridgeDestroy ".to_string(),
             format!("Hangup {b}"),
+            format!("Newexten {a}"),
         ]
     );
     assert_eq!(evs[3].header("Cause"), Some("16"));
+    assert_eq!(evs[4].header("Extension"), Some("1003"));
+    assert_eq!(evs[4].header("Context"), Some("default"));
+    assert_eq!(evs[4].header("AppData"), Some("PJSIP/1003,30"));
     assert_eq!(evs[1].header("BridgeNumChannels"), Some("0"));
     // Only Alice is left, dialling Carol.
     let live: Vec<String> = t.channels().into_iter().map(|c| c.name).collect();
@@ -812,6 +817,7 @@ fn redirect_of_the_callee_makes_it_the_caller() {
             format!("BridgeLeave {a}"),
             "BridgeDestroy ".to_string(),
             format!("Hangup {a}"),
+            format!("Newexten {b}"),
         ]
     );
     assert_eq!(t.leg_of(b), Some((1, Leg::A, true)));
@@ -858,6 +864,7 @@ fn redirect_of_a_ringing_caller_ends_the_callee_branches() {
             format!("Hangup {b0}"),
             format!("DialEnd {a} CANCEL"),
             format!("Hangup {b1}"),
+            format!("Newexten {a}"),
         ]
     );
     let evs = t.handle(T0, &dialing_to(1, 0, "1003"));

@@ -144,6 +144,8 @@ pub enum CallEvent {
         answered: bool,
         to: String,
         to_name: String,
+        /// The dialplan context the redirect named (AMI), if any.
+        context: Option<String>,
     },
     /// The call is over.
     Ended {

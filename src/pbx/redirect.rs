@@ -164,6 +164,7 @@ impl Pbx {
             answered,
             to: to.to_owned(),
             to_name,
+            context: context.map(str::to_owned),
         });
 
         // The call as it goes on: the kept party is leg A, `to` is rung on leg B.
