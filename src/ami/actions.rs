@@ -1157,6 +1157,7 @@ fn redirect(id: Option<&str>, f: &Frame, reply: Option<&Reply>) -> Outcome {
         Some(Ok(_)) if dual => Outcome::Done(frame::success(id, "Dual Redirect successful")),
         Some(Ok(_)) => Outcome::Done(frame::success(id, "Redirect successful")),
         Some(Err(ControlError::NoSuchChannel)) => err("No such channel"),
+        Some(Err(ControlError::ChannelNotUp)) => err("Redirect failed, channel not up."),
         Some(Err(ControlError::Unsupported(m))) => err(m),
         Some(Err(_)) => err("Redirect failed"),
     }

@@ -88,6 +88,9 @@ pub enum ControlError {
     /// The operation ran and failed (`Originate failed`, `Redirect failed`).
     #[error("operation failed")]
     Failed,
+    /// `Redirect`: the channel is not up (a callee still ringing, or hung up meanwhile).
+    #[error("Redirect failed, channel not up.")]
+    ChannelNotUp,
     /// Not available in this build; the text says so to the client.
     #[error("{0}")]
     Unsupported(String),

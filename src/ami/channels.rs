@@ -268,6 +268,22 @@ impl ChannelTracker {
         })
     }
 
+    /// The engine call and leg of a live channel, and whether it is that leg's main channel
+    /// (the caller's, or the callee's once answered) rather than a branch still ringing.
+    pub fn leg_of(&self, channel: &str) -> Option<(u64, Leg, bool)> {
+        self.calls.iter().find_map(|(id, c)| {
+            [Leg::A, Leg::B].into_iter().find_map(|leg| {
+                c.chans(leg)
+                    .iter()
+                    .position(|ch| {
+                        ch.as_ref()
+                            .is_some_and(|ch| ch.snap.name.eq_ignore_ascii_case(channel))
+                    })
+                    .map(|i| (*id, leg, c.main(leg) == Some(i)))
+            })
+        })
+    }
+
     /// Set a channel variable; false when there is no such channel.
     pub fn set_var(&mut self, channel: &str, name: &str, value: &str) -> bool {
         self.set_var_event(channel, name, value).is_some()
@@ -603,6 +619,14 @@ impl ChannelTracker {
                     ));
                 }
             }
+            CallEvent::Redirected {
+                call,
+                kept,
+                to,
+                to_name,
+                context,
+                ..
+            } => self.redirected(*call, *kept, to, to_name, context.as_deref(), &mut out),
             CallEvent::Ended {
                 call,
                 status,
@@ -612,6 +636,93 @@ impl ChannelTracker {
             } => self.ended(*call, *status, *q850, *by, &mut out),
         }
         out
+    }
+
+    /// AMI `Redirect` of the channel of `kept`: the bridge breaks up (the kept channel leaves
+    /// first, the other party leaves and hangs up with normal clearing), or the ringing
+    /// callee's channels end (`DialEnd` CANCEL); the kept channel is the caller from now on
+    /// and dials `to` (its `Dial` events follow with the engine's `Dialing`).
+    fn redirected(
+        &mut self,
+        call: u64,
+        kept: Leg,
+        to: &str,
+        to_name: &str,
+        context: Option<&str>,
+        out: &mut Vec<AmiEvent>,
+    ) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let dropped = match kept {
+            Leg::A => Leg::B,
+            Leg::B => Leg::A,
+        };
+        let main = |c: &CallState, leg: Leg| -> Option<ChannelSnapshot> {
+            c.main(leg)
+                .and_then(|i| c.chans(leg).get(i))
+                .and_then(|x| x.as_ref())
+                .map(|x| x.snap.clone())
+        };
+        let kept_snap = main(c, kept);
+        let dropped_snap = main(c, dropped);
+        if let Some(mut bridge) = c.bridge.take() {
+            for ch in [&kept_snap, &dropped_snap].into_iter().flatten() {
+                bridge.num_channels = bridge.num_channels.saturating_sub(1);
+                out.push(events::bridge_leave(&bridge, ch));
+            }
+            out.push(events::bridge_destroy(&bridge));
+        }
+        if let Some(ch) = &dropped_snap {
+            out.push(events::hangup(ch, cause::q850::NORMAL_CLEARING));
+        }
+        // Whatever else rang or lived on the dropped side (a ringing caller's callee
+        // branches, the losing phones of an originate) ends now.
+        c.deferred.clear();
+        for leg in [Leg::B, Leg::A] {
+            let main = c.main(leg);
+            for i in 0..c.chans(leg).len() {
+                if Some(i) != main && c.chans(leg)[i].is_some() {
+                    end_branch(c, leg, i, "CANCEL", cause::q850::NORMAL_CLEARING, out);
+                }
+            }
+        }
+        let (keep_chan, caller_name) = match kept {
+            Leg::A => (
+                c.a_main.and_then(|i| c.a.get_mut(i)?.take()),
+                c.caller_name.clone(),
+            ),
+            Leg::B => (
+                c.b_main.and_then(|i| c.b.get_mut(i)?.take()),
+                c.callee_name.clone(),
+            ),
+        };
+        let kept_ext = match kept {
+            Leg::A => c.caller.clone(),
+            Leg::B => c.callee.clone(),
+        };
+        c.caller = kept_ext;
+        c.caller_name = caller_name;
+        c.callee = to.to_string();
+        c.callee_name = to_name.to_string();
+        c.a.clear();
+        c.b.clear();
+        c.a_main = None;
+        c.b_main = None;
+        if let Some(mut ch) = keep_chan {
+            ch.snap.bridge_id.clear();
+            if let Some(ctx) = context {
+                ch.snap.context = ctx.to_string();
+            }
+            ch.snap.exten = to.to_string();
+            ch.snap.priority = 1;
+            ch.snap.application = "Dial".into();
+            ch.snap.app_data = format!("PJSIP/{to},30");
+            // The channel runs the extension it was sent to.
+            out.push(events::newexten(&ch.snap));
+            c.a.push(Some(ch));
+            c.a_main = Some(0);
+        }
     }
 
     fn dialing(
@@ -929,6 +1040,7 @@ fn call_id(ev: &CallEvent) -> u64 {
         | CallEvent::Bridged { call }
         | CallEvent::Hold { call, .. }
         | CallEvent::Dtmf { call, .. }
+        | CallEvent::Redirected { call, .. }
         | CallEvent::Ended { call, .. } => *call,
     }
 }

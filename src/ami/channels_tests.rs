@@ -676,3 +676,198 @@ fn bridge_ids_look_like_uuids() {
     assert_eq!(parts, [8, 4, 4, 4, 12]);
     assert_ne!(id, t.bridge_id());
 }
+
+fn dialing_to(call: u64, branch: usize, number: &str) -> CallEvent {
+    CallEvent::Dialing {
+        call,
+        leg: Leg::B,
+        branch,
+        number: number.into(),
+        contact: "sip:x@127.0.0.1:5070".into(),
+    }
+}
+
+fn redirected(call: u64, kept: Leg, answered: bool) -> CallEvent {
+    CallEvent::Redirected {
+        call,
+        kept,
+        answered,
+        to: "1003".into(),
+        to_name: "Carol".into(),
+        context: Some("default".into()),
+    }
+}
+
+/// Started, Bob rings and answers, bridged.
+fn bridged_call(t: &mut ChannelTracker, call: u64) {
+    for ev in [
+        started(call, false),
+        dialing(call, Leg::B, 0),
+        CallEvent::Answered {
+            call,
+            leg: Leg::B,
+            branch: 0,
+        },
+        CallEvent::Bridged { call },
+    ] {
+        t.handle(T0, &ev);
+    }
+}
+
+#[test]
+fn redirect_of_the_caller_event_order() {
+    let mut t = tracker();
+    bridged_call(&mut t, 1);
+    let (a, b, c) = (
+        "PJSIP/1001-00000000",
+        "PJSIP/1002-00000001",
+        "PJSIP/1003-00000002",
+    );
+    let evs = t.handle(T0, &redirected(1, Leg::A, true));
+    assert_eq!(
+        names(&evs),
+        [
+            format!("BridgeLeave {a}"),
+            format!("BridgeLeave {b}"),
+            "BridgeDestroy ".to_string(),
+            format!("Hangup {b}"),
+            format!("Newexten {a}"),
+        ]
+    );
+    assert_eq!(evs[3].header("Cause"), Some("16"));
+    assert_eq!(evs[4].header("Extension"), Some("1003"));
+    assert_eq!(evs[4].header("Context"), Some("default"));
+    assert_eq!(evs[4].header("AppData"), Some("PJSIP/1003,30"));
+    assert_eq!(evs[1].header("BridgeNumChannels"), Some("0"));
+    // Only Alice is left, dialling Carol.
+    let live: Vec<String> = t.channels().into_iter().map(|c| c.name).collect();
+    assert_eq!(live, [a]);
+    assert_eq!(t.channels()[0].exten, "1003");
+    assert_eq!(t.endpoint_state("1002"), None);
+    let mut evs = Vec::new();
+    for ev in [
+        dialing_to(1, 0, "1003"),
+        CallEvent::Ringing {
+            call: 1,
+            leg: Leg::B,
+            branch: 0,
+        },
+        CallEvent::Answered {
+            call: 1,
+            leg: Leg::B,
+            branch: 0,
+        },
+        CallEvent::Bridged { call: 1 },
+        CallEvent::Ended {
+            call: 1,
+            status: 200,
+            q850: 16,
+            by: HungUpBy::Caller,
+            answered: true,
+        },
+    ] {
+        evs.extend(t.handle(T0, &ev));
+    }
+    assert_eq!(
+        names(&evs),
+        [
+            format!("Newchannel {c}"),
+            format!("NewCallerid {c}"),
+            format!("NewConnectedLine {c}"),
+            format!("DialBegin {a}"),
+            format!("Newstate {c} Ringing"),
+            format!("DialState {a} RINGING"),
+            format!("NewCallerid {c}"),
+            format!("Newstate {c} Up"),
+            format!("DialEnd {a} ANSWER"),
+            format!("NewConnectedLine {a}"),
+            "BridgeCreate ".to_string(),
+            format!("BridgeEnter {a}"),
+            format!("BridgeEnter {c}"),
+            format!("HangupRequest {a}"),
+            format!("SoftHangupRequest {c}"),
+            format!("BridgeLeave {a}"),
+            format!("BridgeLeave {c}"),
+            "BridgeDestroy ".to_string(),
+            format!("Hangup {a}"),
+            format!("Hangup {c}"),
+        ]
+    );
+    // The new callee's channel is linked to the call and dialled by Alice.
+    assert_eq!(evs[3].header("DestChannel"), Some(c));
+    assert_eq!(evs[9].header("ConnectedLineNum"), Some("1003"));
+    assert_eq!(t.call_count(), 0);
+}
+
+#[test]
+fn redirect_of_the_callee_makes_it_the_caller() {
+    let mut t = tracker();
+    bridged_call(&mut t, 1);
+    let (a, b, c) = (
+        "PJSIP/1001-00000000",
+        "PJSIP/1002-00000001",
+        "PJSIP/1003-00000002",
+    );
+    assert_eq!(t.leg_of(b), Some((1, Leg::B, true)));
+    let evs = t.handle(T0, &redirected(1, Leg::B, true));
+    assert_eq!(
+        names(&evs),
+        [
+            format!("BridgeLeave {b}"),
+            format!("BridgeLeave {a}"),
+            "BridgeDestroy ".to_string(),
+            format!("Hangup {a}"),
+            format!("Newexten {b}"),
+        ]
+    );
+    assert_eq!(t.leg_of(b), Some((1, Leg::A, true)));
+    assert_eq!(t.leg_of(a), None);
+    let evs = t.handle(T0, &dialing_to(1, 0, "1003"));
+    let begin = evs.iter().find(|e| e.name == "DialBegin").unwrap();
+    assert_eq!(begin.header("Channel"), Some(b));
+    assert_eq!(begin.header("DestChannel"), Some(c));
+    let conn = evs.iter().find(|e| e.name == "NewConnectedLine").unwrap();
+    assert_eq!(conn.header("ConnectedLineNum"), Some("1002"));
+    assert_eq!(t.leg_of(c), Some((1, Leg::B, false)));
+}
+
+#[test]
+fn redirect_of_a_ringing_caller_ends_the_callee_branches() {
+    let mut t = tracker();
+    t.handle(T0, &started(1, false));
+    t.handle(T0, &dialing(1, Leg::B, 0));
+    t.handle(T0, &dialing(1, Leg::B, 1));
+    let (a, b0, b1) = (
+        "PJSIP/1001-00000000",
+        "PJSIP/1002-00000001",
+        "PJSIP/1002-00000002",
+    );
+    assert_eq!(t.leg_of(b0), Some((1, Leg::B, false)));
+    let mut evs = Vec::new();
+    for branch in [0, 1] {
+        evs.extend(t.handle(
+            T0,
+            &CallEvent::BranchEnded {
+                call: 1,
+                leg: Leg::B,
+                branch,
+                status: 487,
+            },
+        ));
+    }
+    assert!(evs.is_empty(), "deferred until the call's fate is known");
+    let evs = t.handle(T0, &redirected(1, Leg::A, false));
+    assert_eq!(
+        names(&evs),
+        [
+            format!("DialEnd {a} CANCEL"),
+            format!("Hangup {b0}"),
+            format!("DialEnd {a} CANCEL"),
+            format!("Hangup {b1}"),
+            format!("Newexten {a}"),
+        ]
+    );
+    let evs = t.handle(T0, &dialing_to(1, 0, "1003"));
+    assert!(names(&evs).contains(&format!("DialBegin {a}")));
+    assert_eq!(t.channels().len(), 2);
+}

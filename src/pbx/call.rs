@@ -35,6 +35,10 @@ use crate::sip::auth::{AuthError, Credentials};
 use crate::sip::transaction::{ClientDisposition, TxId, TxKey, TxMethod};
 use crate::sip::{HeaderName, Message, Method, NameAddr, Request, Response, Uri};
 
+#[path = "redirect.rs"]
+mod redirect;
+pub use redirect::RedirectError;
+
 /// Which leg of a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Leg {
@@ -74,6 +78,10 @@ pub enum MediaCommand {
         from: u8,
         to: u8,
     },
+    /// The far end of `leg` changes (a redirect): the relay forgets that leg's remote (until
+    /// the next `SetRemote`) and the payload-type maps of both legs, while the stream the
+    /// other leg receives continues (same SSRC, sequence numbers and timestamps go on).
+    ReplaceLeg { call: u64, leg: Leg },
     /// Release the call's ports.
     Close { call: u64 },
 }
@@ -124,6 +132,20 @@ pub enum CallEvent {
         leg: Leg,
         digit: char,
         duration_ms: u32,
+    },
+    /// AMI `Redirect`: the channel of `kept` now dials `to`. For an answered call the other
+    /// party was sent BYE (its channel is gone, normal clearing); for a ringing call the
+    /// callee's branches were cancelled. From here on the kept party is leg A (the caller)
+    /// and `to` is called on leg B with new branches (numbered from 0 again).
+    Redirected {
+        call: u64,
+        kept: Leg,
+        /// The call was answered (a bridge existed) when redirected.
+        answered: bool,
+        to: String,
+        to_name: String,
+        /// The dialplan context the redirect named (AMI), if any.
+        context: Option<String>,
     },
     /// The call is over.
     Ended {
@@ -353,9 +375,33 @@ struct Call {
     held: [bool; 2],
     /// The Q.850 cause an outside hang-up asked for (AMI `Hangup` with `Cause`).
     hangup_q850: Option<u8>,
+    /// What AMI `Redirect` needs and changes (see `redirect.rs`).
+    xfer: Transfer,
+}
+
+/// Redirect state of a call.
+#[derive(Debug, Default)]
+struct Transfer {
+    /// The engine's legs are the relay's legs swapped (the callee's phone was kept by a
+    /// redirect and became leg A): [`MediaCommand`]s name relay legs.
+    swapped: bool,
+    /// The Call-ID the call is reported under (API, CDR) once a redirect made another
+    /// dialog leg A.
+    call_id: Option<String>,
+    /// Redirected after it was answered: it stays an answered call in the CDR whatever
+    /// happens to the new callee.
+    was_answered: bool,
+    /// The last SDP each phone (engine leg A, B) sent (what the relay was told with
+    /// `SetRemote`).
+    remote_sdp: [Option<Box<SessionDescription>>; 2],
 }
 
 impl Call {
+    /// The Call-ID the API and the CDR know the call by.
+    fn report_call_id(&self) -> &str {
+        self.xfer.call_id.as_deref().unwrap_or(&self.a.call_id)
+    }
+
     /// The A-leg dialog exists (a caller's INVITE was answered, or an originated call's
     /// caller picked up).
     fn a_established(&self) -> bool {
@@ -379,6 +425,9 @@ enum ClientRole {
     Relay(Box<Relay>),
     /// BYE or CANCEL: the answer is not awaited.
     Fire,
+    /// An INVITE of a branch a redirect dropped (its entry in `orphans`): a final response is
+    /// ACKed, a late 2xx hung up.
+    Orphan,
 }
 
 /// A relayed in-dialog request awaiting the other leg's answer.
@@ -523,7 +572,33 @@ impl Pbx {
         format!("z9hG4bK-dt{:x}", self.branch_seq)
     }
 
-    fn emit_media(&mut self, cmd: MediaCommand) {
+    /// Ask the relay. Legs are the engine's; they become the relay's here (a redirect may
+    /// have swapped them), and the SDP each phone sent is remembered for a redirect.
+    fn emit_media(&mut self, mut cmd: MediaCommand) {
+        let call = match &cmd {
+            MediaCommand::SetRemote { call, .. }
+            | MediaCommand::SetHold { call, .. }
+            | MediaCommand::SetPtMap { call, .. }
+            | MediaCommand::ReplaceLeg { call, .. } => *call,
+            MediaCommand::Open { .. } | MediaCommand::Close { .. } => {
+                self.out.push_back(Output::Media(cmd));
+                return;
+            }
+        };
+        if let Some(c) = self.calls.calls.get_mut(&call) {
+            if let MediaCommand::SetRemote { leg, sdp, .. } = &cmd {
+                c.xfer.remote_sdp[leg_index(*leg)] = Some(sdp.clone());
+            }
+            if c.xfer.swapped {
+                match &mut cmd {
+                    MediaCommand::SetRemote { leg, .. }
+                    | MediaCommand::SetHold { leg, .. }
+                    | MediaCommand::SetPtMap { leg, .. }
+                    | MediaCommand::ReplaceLeg { leg, .. } => *leg = other(*leg),
+                    MediaCommand::Open { .. } | MediaCommand::Close { .. } => {}
+                }
+            }
+        }
         self.out.push_back(Output::Media(cmd));
     }
 
@@ -537,6 +612,7 @@ impl Pbx {
             | CallEvent::Bridged { call }
             | CallEvent::Hold { call, .. }
             | CallEvent::Dtmf { call, .. }
+            | CallEvent::Redirected { call, .. }
             | CallEvent::Ended { call, .. } => *call,
         };
         if !matches!(ev, CallEvent::Dtmf { .. })
@@ -841,6 +917,7 @@ impl Pbx {
             last_sdp_to: [None, None],
             held: [false, false],
             hangup_q850: None,
+            xfer: Transfer::default(),
         };
         info!(call = id, caller = %call.caller, callee = %call.callee, "new call");
         let (caller_for_index, callee_for_index) = (call.caller.clone(), call.callee.clone());
@@ -1220,6 +1297,7 @@ impl Pbx {
             last_sdp_to: [None, None],
             held: [false, false],
             hangup_q850: None,
+            xfer: Transfer::default(),
         };
         info!(call = id, from, to, "originate: ringing the caller first");
         self.calls.index(id, [from, to]);
@@ -1670,7 +1748,7 @@ impl Pbx {
             .iter()
             .map(|(&id, c)| CallView {
                 id,
-                call_id: c.a.call_id.clone(),
+                call_id: c.report_call_id().to_owned(),
                 from: c.caller.clone(),
                 to: c.callee.clone(),
                 answered: c.phase == Phase::Answered,
@@ -2142,6 +2220,7 @@ impl Pbx {
                     self.calls.clients.remove(&tx);
                 }
             }
+            ClientRole::Orphan => self.orphan_response(now, tx, disp, resp),
             ClientRole::Branch { call, index } => {
                 self.branch_response(now, tx, disp, call, index, resp)
             }
@@ -2384,7 +2463,8 @@ impl Pbx {
             self.call_event(CallEvent::Bridged { call: id });
             let answer_ms = self.unix_ms(now);
             let call = self.calls.calls.get_mut(&id).expect("present");
-            call.answer = Some(answer_ms);
+            // A redirected call keeps the time it was first answered.
+            call.answer.get_or_insert(answer_ms);
             let br = &call.branches[index];
             call.b = Some(BLeg {
                 peer: br.peer,
@@ -2776,6 +2856,7 @@ impl Pbx {
         };
         self.calls.unindex(id, [&call.caller, &call.callee]);
         self.calls.dialogs.remove(&call.a.call_id);
+        let call_id = call.report_call_id().to_owned();
         for b in call.branches {
             self.calls.dialogs.remove(&b.call_id);
             if b.final_status.is_none()
@@ -2807,6 +2888,11 @@ impl Pbx {
             cause,
             "call ended"
         );
+        let disposition = if call.xfer.was_answered {
+            Disposition::Answered
+        } else {
+            disposition
+        };
         let [codec_a, codec_b] = call.codecs;
         let q850_cause = match (disposition, by) {
             (Disposition::Answered, _) if cause == 200 => crate::pbx::cause::q850::NORMAL_CLEARING,
@@ -2816,7 +2902,7 @@ impl Pbx {
         let q850_cause = call.hangup_q850.unwrap_or(q850_cause);
         let record = CallRecord {
             id,
-            call_id: call.a.call_id,
+            call_id,
             from: call.caller,
             to: call.callee,
             start: call.start,

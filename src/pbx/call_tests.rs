@@ -1602,6 +1602,7 @@ fn call_events_in_order_for_a_forked_answered_call() {
                 format!("end {leg:?}{branch} {status}")
             }
             CallEvent::Bridged { .. } => "bridge".into(),
+            CallEvent::Redirected { to, .. } => format!("redirect {to}"),
             CallEvent::Hold { hold, .. } => format!("hold {hold}"),
             CallEvent::Dtmf {
                 digit, duration_ms, ..

@@ -34,7 +34,7 @@ pub mod call;
 pub mod subscribe;
 pub use call::{
     CallEvent, CallRecord, CallView, DEFAULT_RING_TIMEOUT, Disposition, HungUpBy, Leg,
-    MediaCommand, MediaPorts, OriginateError, OriginateOptions,
+    MediaCommand, MediaPorts, OriginateError, OriginateOptions, RedirectError,
 };
 pub use subscribe::{PresenceEntry, PresenceError};
 
@@ -451,6 +451,24 @@ impl Pbx {
         opts: OriginateOptions,
     ) -> Result<(u64, String), OriginateError> {
         let r = self.originate(now, from, to, opts);
+        self.flush_presence(now);
+        self.drain_tx(now);
+        r
+    }
+
+    /// AMI `Redirect`: the channel of `leg` of call `call` now dials extension `to` (the other
+    /// party of an answered call is hung up; a ringing caller's callee is cancelled).
+    /// `context`: the dialplan context asked for, checked against `to`'s (None: not checked).
+    /// On an error nothing changed.
+    pub fn redirect_call(
+        &mut self,
+        now: Instant,
+        call: u64,
+        leg: Leg,
+        to: &str,
+        context: Option<&str>,
+    ) -> Result<(), RedirectError> {
+        let r = self.redirect(now, call, leg, to, context);
         self.flush_presence(now);
         self.drain_tx(now);
         r

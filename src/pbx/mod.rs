@@ -15,4 +15,6 @@ mod call_tests;
 #[cfg(test)]
 mod engine_tests;
 #[cfg(test)]
+mod redirect_tests;
+#[cfg(test)]
 mod subscribe_tests;

@@ -32,7 +32,7 @@ use crate::ami::tracker::{EndpointTracker, contact_state};
 use crate::api::events::EventFeed;
 use crate::config::Config;
 use crate::pbx::directory::Extension;
-use crate::pbx::engine::PbxEvent;
+use crate::pbx::engine::{PbxEvent, RedirectError};
 use crate::store::Store;
 
 /// Events buffered (shared by all clients) before a client counts as too slow.
@@ -973,11 +973,39 @@ impl AmiBackend for Backend {
         Box::pin(self.originate_call(req))
     }
 
-    fn redirect(&self, _req: RedirectRequest) -> BoxFut<'_, Result<(), ControlError>> {
-        Box::pin(async {
-            Err(ControlError::Unsupported(
-                "Redirect is not available in this Dialtone build yet".into(),
-            ))
+    /// `Redirect` of one channel to `Exten` (a blind transfer: see `pbx/redirect.rs`). Any
+    /// priority is accepted (an extension's dialplan is one `Dial` step); `Context` must be the
+    /// extension's own, the redirected party's, `default` or `from-internal`.
+    fn redirect(&self, req: RedirectRequest) -> BoxFut<'_, Result<(), ControlError>> {
+        Box::pin(async move {
+            if req.extra.is_some() {
+                return Err(ControlError::Unsupported(
+                    "Dual Redirect (ExtraChannel) is not supported by Dialtone; redirect one channel"
+                        .into(),
+                ));
+            }
+            let found = lock(&self.channels).leg_of(&req.channel);
+            let Some((call, leg, main)) = found else {
+                return Err(ControlError::NoSuchChannel);
+            };
+            if !main {
+                return Err(ControlError::ChannelNotUp);
+            }
+            match self
+                .core
+                .redirect(call, leg, req.exten.clone(), Some(req.context.clone()))
+                .await
+            {
+                Some(Ok(())) => Ok(()),
+                Some(Err(RedirectError::NoSuchCall | RedirectError::NotUp)) => {
+                    Err(ControlError::ChannelNotUp)
+                }
+                Some(Err(e)) => {
+                    debug!(channel = %req.channel, exten = %req.exten, error = %e, "AMI Redirect refused");
+                    Err(ControlError::Failed)
+                }
+                None => Err(ControlError::Failed),
+            }
         })
     }
 

@@ -19,6 +19,7 @@ use crate::pbx::engine::{
     CallRecord, CallView, HungUpBy, OriginateError, OriginateOptions, PresenceEntry,
 };
 use crate::pbx::engine::{Command, ContactView, MediaCommand, Output, PbxEvent, PersistOp, Stats};
+use crate::pbx::engine::{Leg, RedirectError};
 use crate::pbx::peer::{ConnId, Peer, Proto};
 use crate::pbx::presence::PresenceStatus;
 use crate::store::{BindingOp, CdrRow};
@@ -110,6 +111,14 @@ pub enum CoreMsg {
         to: String,
         opts: OriginateOptions,
         reply: oneshot::Sender<Result<(u64, String), OriginateError>>,
+    },
+    /// AMI `Redirect`: the channel of `leg` of engine call `call` dials extension `to`.
+    Redirect {
+        call: u64,
+        leg: Leg,
+        to: String,
+        context: Option<String>,
+        reply: oneshot::Sender<Result<(), RedirectError>>,
     },
     /// Stop: answer nothing more, flush, exit.
     Shutdown,
@@ -228,6 +237,28 @@ impl CoreHandle {
                 from,
                 to,
                 opts,
+                reply,
+            })
+            .await
+            .ok()?;
+        rx.await.ok()
+    }
+
+    /// AMI `Redirect` (see [`CoreMsg::Redirect`]); None when the core is gone.
+    pub async fn redirect(
+        &self,
+        call: u64,
+        leg: Leg,
+        to: String,
+        context: Option<String>,
+    ) -> Option<Result<(), RedirectError>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(CoreMsg::Redirect {
+                call,
+                leg,
+                to,
+                context,
                 reply,
             })
             .await
@@ -417,6 +448,18 @@ impl Core {
                     self.pbx.handle_command(now, cmd);
                 }
                 let _ = reply.send(found.is_some());
+            }
+            CoreMsg::Redirect {
+                call,
+                leg,
+                to,
+                context,
+                reply,
+            } => {
+                let r = self
+                    .pbx
+                    .redirect_call(now, call, leg, &to, context.as_deref());
+                let _ = reply.send(r);
             }
             CoreMsg::Shutdown => return false,
         }

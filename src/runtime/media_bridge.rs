@@ -145,6 +145,16 @@ pub async fn run(
                             }
                         }
                     }
+                    MediaCommand::ReplaceLeg { call, leg } => {
+                        if let Some(sessions) = calls.get(&call) {
+                            for s in sessions {
+                                let _ = relay.replace_leg(s.session, relay_leg(leg), None).await;
+                                for l in [media::Leg::A, media::Leg::B] {
+                                    let _ = relay.clear_pt_map(s.session, l).await;
+                                }
+                            }
+                        }
+                    }
                     MediaCommand::Close { call } => {
                         if let Some(sessions) = calls.remove(&call) {
                             for (i, s) in sessions.into_iter().enumerate() {

@@ -465,6 +465,11 @@ impl RelayHandle {
             .await
     }
 
+    /// Forget every payload-type mapping of `leg`.
+    pub async fn clear_pt_map(&self, session: SessionId, leg: Leg) -> Result<(), MediaError> {
+        self.with(session, move |s, _| s.clear_pt_map(leg)).await
+    }
+
     /// The far end of `leg` changes (park, transfer); the other leg's stream stays continuous.
     pub async fn replace_leg(
         &self,

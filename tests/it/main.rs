@@ -7,5 +7,6 @@ mod cli;
 mod compat;
 mod pjsip;
 mod presence;
+mod redirect;
 mod register;
 mod support;
