@@ -3,7 +3,9 @@
 
 Logs in, lists endpoints (PJSIPShowEndpoints), registers two users with sipp and sees their
 ContactStatus, places a sipp call and sees its Newchannel/Newstate/DialBegin/DialEnd/Hangup,
-then an async Originate (OriginateResponse) which it hangs up with the Hangup action.
+then an async Originate with a Variable (OriginateResponse, VarSet), Redirects its caller to a
+third extension (the old callee hangs up, the new one is bridged) and hangs it up with the
+Hangup action and a Cause.
 Every wait is bounded; nothing relies on a sleep.
 
 usage: ami_panoramisk.py AMI_PORT USER SECRET SIP_PORT UAS_PORT WORK REG_XML UAC_XML CALLERS_CSV
@@ -49,15 +51,15 @@ async def main():
         fail(f"PJSIPShowEndpoints: {len(items)} items, complete={done}")
     print(f"  PJSIPShowEndpoints: {len(items)} endpoints")
 
-    # Register 3098 and 3099 at the UAS's address: ContactStatus for each.
+    # Register 3097, 3098 and 3099 at the UAS's address: ContactStatus for each new one.
     csv = f"{work}/ami_callees.csv"
     with open(csv, "w") as f:
         f.write("SEQUENTIAL\n")
-        for n in (3098, 3099):
+        for n in (3097, 3098, 3099):
             f.write(f"{n};secret{n};[authentication username={n} password=secret{n}]\n")
     await sipp([f"127.0.0.1:{sip_port}", "-sf", reg_xml, "-inf", csv, "-key", "domain",
                 "127.0.0.1", "-key", "expires", "600", "-i", "127.0.0.1", "-p", uas_port,
-                "-t", "u1", "-m", "2", "-timeout", "15s", "-nostdin"], "registration")
+                "-t", "u1", "-m", "3", "-timeout", "15s", "-nostdin"], "registration")
     # 3099 was registered at that address before (a refresh reports nothing); 3098 is new.
     await wait_for(events, lambda e: e.get("Event") == "ContactStatus" and e.get("AOR") == "3098",
                    arrived, "ContactStatus 3098")
@@ -102,22 +104,47 @@ async def calls(mgr, events, arrived):
     resp = await asyncio.wait_for(mgr.send_action({
         "Action": "Originate", "Channel": "PJSIP/3098", "Context": "from-internal",
         "Exten": "3099", "Priority": "1", "CallerID": '"Conformance" <3098>',
-        "Async": "true"}), TIMEOUT)
+        "Variable": "CRM_ID=42", "Async": "true"}), TIMEOUT)
     msgs = resp if isinstance(resp, list) else [resp]
     ors = [m for m in msgs if m.get("Event") == "OriginateResponse"]
     if not ors or ors[0].get("Response") != "Success" or ors[0].get("Reason") != "4":
         fail(f"Originate: {msgs}")
     chan = ors[0]["Channel"]
     print(f"  Originate: OriginateResponse Success on {chan}")
+    await wait_for(events, lambda e: e.get("Event") == "VarSet" and e.get("Channel") == chan
+                   and e.get("Variable") == "CRM_ID" and e.get("Value") == "42", arrived,
+                   "VarSet CRM_ID=42", start=mark)
     await wait_for(events, lambda e: e.get("Event") == "BridgeEnter", arrived, "BridgeEnter",
                    start=mark, count=2)
-    resp = await asyncio.wait_for(mgr.send_action({"Action": "Hangup", "Channel": chan}),
-                                  TIMEOUT)
+    old_callee = [e["Channel"] for e in events[mark:]
+                  if e.get("Event") == "Newchannel" and e["Channel"].startswith("PJSIP/3099-")]
+    print(f"  Originate: VarSet CRM_ID=42, bridged with {old_callee[0]}")
+
+    # Redirect the originated caller to 3097: 3099 hangs up, 3097 rings and is bridged.
+    mark = len(events)
+    resp = await asyncio.wait_for(mgr.send_action({
+        "Action": "Redirect", "Channel": chan, "Context": "from-internal", "Exten": "3097",
+        "Priority": "1"}), TIMEOUT)
+    if resp.get("Response") != "Success" or resp.get("Message") != "Redirect successful":
+        fail(f"Redirect: {resp}")
+    await wait_for(events, lambda e: e.get("Event") == "Hangup"
+                   and e.get("Channel") == old_callee[0], arrived, "Hangup of 3099", start=mark)
+    await wait_for(events, lambda e: e.get("Event") == "BridgeEnter"
+                   and e.get("Channel", "").startswith("PJSIP/3097-"), arrived,
+                   "BridgeEnter of 3097", start=mark)
+    print("  Redirect: 3099 hung up, 3097 bridged with the originated channel")
+
+    mark = len(events)
+    resp = await asyncio.wait_for(mgr.send_action({"Action": "Hangup", "Channel": chan,
+                                                   "Cause": "16"}), TIMEOUT)
     if resp.get("Response") != "Success":
         fail(f"Hangup action: {resp}")
     await wait_for(events, lambda e: e.get("Event") == "Hangup", arrived, "Hangup", start=mark,
                    count=2)
-    print("  Hangup action: both channels hung up")
+    causes = {e.get("Cause") for e in events[mark:] if e.get("Event") == "Hangup"}
+    if causes != {"16"}:
+        fail(f"Hangup causes {causes}")
+    print("  Hangup action (Cause 16): both channels hung up")
 
 
 async def wait_for(events, pred, arrived, what, start=0, count=1):

@@ -156,7 +156,7 @@ for r in rows:
 print(f"  20 calls with RTP, 0 failed; per-leg packets e.g. {rows[0]['rtp']}")
 PY
 
-  echo "== AMI with a real client (panoramisk): endpoints, ContactStatus, call events, Originate, Hangup"
+  echo "== AMI with a real client (panoramisk): endpoints, ContactStatus, call events, Originate + Variable, Redirect, Hangup + Cause"
   python3 -c 'import panoramisk' 2>/dev/null || timeout 120 python3 -m pip install -q panoramisk >/dev/null 2>&1 || true
   if python3 -c 'import panoramisk' 2>/dev/null; then
     timeout 120 python3 "$HERE/ami_panoramisk.py" "$AMI_PORT" conformance "$AMI_SECRET" "$SIP_PORT" "$UAS_PORT" \
