@@ -128,6 +128,12 @@ pub const ACTIONS: &[ActionDef] = &[
         "Lists PJSIP outbound registrations.",
     ),
     def("UserEvent", USER, "Send an arbitrary event."),
+    def("MailboxStatus", CALL | REPORTING, "Check mailbox."),
+    def(
+        "MailboxCount",
+        CALL | REPORTING,
+        "Check Mailbox Message Count.",
+    ),
 ];
 
 /// Look an action up by name (case-insensitive).
@@ -235,7 +241,8 @@ pub fn run(def: &ActionDef, ctx: Ctx<'_>, f: &Frame, reply: Option<&Reply>) -> O
         "Hangup" => hangup(id, f, reply),
         "Originate" => originate(id, f, ctx, reply),
         "Redirect" => redirect(id, f, reply),
-        "UserEvent" => Outcome::Done(frame::error(id, "UserEvent is not supported yet")),
+        "UserEvent" => user_event(id, f, reply),
+        "MailboxStatus" | "MailboxCount" => Outcome::Done(mailbox(id, &def.name, f)),
         _ => Outcome::Done(frame::error(
             id,
             &format!(
@@ -744,6 +751,56 @@ fn extension_state_list(id: Option<&str>, s: &Snapshot) -> String {
         out += &events::extension_status(&h.exten, &h.context, hint, h.state).to_list_item(id);
     }
     out + &list_complete("ExtensionStateListComplete", id, hints.len(), &[])
+}
+
+/// `UserEvent`: every request header but `Action` (ActionID included) follows
+/// `UserEvent: <name>` in the broadcast event, as Asterisk does.
+fn user_event(id: Option<&str>, f: &Frame, reply: Option<&Reply>) -> Outcome {
+    let name = f.get("UserEvent");
+    if name.is_empty() {
+        return Outcome::Done(frame::error(id, "UserEvent header missing"));
+    }
+    match control_reply(reply) {
+        None => {
+            let mut body = vec![("UserEvent".to_string(), name.to_string())];
+            for line in &f.lines {
+                let Some((k, v)) = line.split_once(':') else {
+                    continue;
+                };
+                let k = k.trim();
+                if k.eq_ignore_ascii_case("Action") || k.eq_ignore_ascii_case("UserEvent") {
+                    continue;
+                }
+                body.push((k.to_string(), v.trim_start().to_string()));
+            }
+            Outcome::Need(Request::Control(Control::UserEvent { body }))
+        }
+        Some(Ok(_)) => Outcome::Done(frame::success(id, "Event Sent")),
+        Some(Err(ControlError::Unsupported(m))) => Outcome::Done(frame::error(id, m)),
+        Some(Err(_)) => Outcome::Done(frame::error(id, "Failed to send event")),
+    }
+}
+
+/// `MailboxStatus` / `MailboxCount`: Dialtone has no voicemail store yet, so every mailbox is
+/// empty (the same 0/0 its MWI NOTIFYs carry).
+fn mailbox(id: Option<&str>, action: &str, f: &Frame) -> String {
+    let mailbox = f.get("Mailbox");
+    if mailbox.is_empty() {
+        return frame::error(id, "Mailbox not specified");
+    }
+    if action.eq_ignore_ascii_case("MailboxStatus") {
+        let mut out = response_head("Success", id, Some("Mailbox Status"));
+        push_kv(&mut out, "Mailbox", mailbox);
+        push_kv(&mut out, "Waiting", "0");
+        end(out)
+    } else {
+        let mut out = response_head("Success", id, Some("Mailbox Message Count"));
+        push_kv(&mut out, "Mailbox", mailbox);
+        push_kv(&mut out, "UrgMessages", "0");
+        push_kv(&mut out, "NewMessages", "0");
+        push_kv(&mut out, "OldMessages", "0");
+        end(out)
+    }
 }
 
 fn presence_state(id: Option<&str>, provider: &str) -> String {

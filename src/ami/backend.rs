@@ -64,6 +64,10 @@ pub enum Control {
     Reload {
         module: Option<String>,
     },
+    /// Broadcast `Event: UserEvent` with these body headers (`UserEvent: <name>` first).
+    UserEvent {
+        body: Vec<(String, String)>,
+    },
 }
 
 /// A successful [`Control`].
@@ -133,6 +137,15 @@ pub trait AmiBackend: Send + Sync + 'static {
         value: String,
     ) -> BoxFut<'_, Result<(), ControlError>>;
     fn reload(&self, module: Option<String>) -> BoxFut<'_, Result<(), ControlError>>;
+    /// Broadcast a `UserEvent` to every session that reads `user`.
+    fn user_event(&self, body: Vec<(String, String)>) -> BoxFut<'_, Result<(), ControlError>> {
+        let _ = body;
+        Box::pin(async {
+            Err(ControlError::Unsupported(
+                "UserEvent is not available here".into(),
+            ))
+        })
+    }
 }
 
 /// Run a session's request against a backend.
@@ -154,6 +167,7 @@ pub async fn execute(backend: &dyn AmiBackend, req: Request) -> Reply {
                 .await
                 .map(|()| ControlOk::Done),
             Control::Reload { module } => backend.reload(module).await.map(|()| ControlOk::Done),
+            Control::UserEvent { body } => backend.user_event(body).await.map(|()| ControlOk::Done),
         }),
     }
 }

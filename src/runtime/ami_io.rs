@@ -969,6 +969,15 @@ impl AmiBackend for Backend {
         Box::pin(self.build())
     }
 
+    fn user_event(&self, body: Vec<(String, String)>) -> BoxFut<'_, Result<(), ControlError>> {
+        let mut ev = AmiEvent::new("UserEvent", crate::ami::perms::USER);
+        for (k, v) in body {
+            ev.push(k, v);
+        }
+        self.publish(ev);
+        Box::pin(async { Ok(()) })
+    }
+
     fn hangup(
         &self,
         channels: Vec<String>,

@@ -1114,3 +1114,69 @@ async fn manager_conf_users() {
         "{e}"
     );
 }
+
+/// UserEvent reaches every session that reads `user` (with the sender's headers, ActionID
+/// included), and the mailbox actions answer for Dialtone's empty voicemail.
+#[tokio::test]
+async fn user_event_and_mailbox_actions() {
+    let srv = TestServer::start(AMI).await;
+    let mut a = Ami::connect(&srv).await;
+    a.login("admin", "amp111-secret").await;
+    a.until("Event: FullyBooted").await;
+    let mut b = Ami::connect(&srv).await;
+    b.login("admin", "amp111-secret").await;
+    b.until("Event: FullyBooted").await;
+    a.send(&["Action: UserEvent", "ActionID: u1", "UserEvent: CrmNote"])
+        .await;
+    let m = a.until("Response: ").await;
+    assert!(
+        m.contains("Message: UserEvent header missing") || m.contains("Event Sent"),
+        "{m}"
+    );
+    a.send(&[
+        "Action: UserEvent",
+        "ActionID: u2",
+        "UserEvent: CrmNote",
+        "Agent: 1001",
+        "Note: call back at 3",
+    ])
+    .await;
+    let m = a.until("Response: ").await;
+    assert_eq!(header(&m, "Message"), Some("Event Sent"), "{m}");
+    // The other session sees the event u2 made (after the one u1 made).
+    let ev = loop {
+        let ev = b.until("Event: UserEvent").await;
+        if ev.contains("ActionID: u2") {
+            break ev;
+        }
+    };
+    assert_eq!(
+        ev,
+        "Event: UserEvent\r\nPrivilege: user,all\r\nUserEvent: CrmNote\r\nActionID: u2\r\n\
+         Agent: 1001\r\nNote: call back at 3\r\n"
+    );
+    a.send(&["Action: UserEvent", "ActionID: u3"]).await;
+    let m = a.until("Response: ").await;
+    assert_eq!(
+        header(&m, "Message"),
+        Some("UserEvent header missing"),
+        "{m}"
+    );
+
+    a.send(&[
+        "Action: MailboxCount",
+        "ActionID: m1",
+        "Mailbox: 1001@default",
+    ])
+    .await;
+    let m = a.until("Response: ").await;
+    assert_eq!(
+        m,
+        "Response: Success\r\nActionID: m1\r\nMessage: Mailbox Message Count\r\n\
+         Mailbox: 1001@default\r\nUrgMessages: 0\r\nNewMessages: 0\r\nOldMessages: 0\r\n"
+    );
+    a.send(&["Action: MailboxStatus", "ActionID: m2"]).await;
+    let m = a.until("Response: ").await;
+    assert_eq!(header(&m, "Message"), Some("Mailbox not specified"), "{m}");
+    srv.stop().await;
+}
