@@ -242,7 +242,7 @@ pub fn run(def: &ActionDef, ctx: Ctx<'_>, f: &Frame, reply: Option<&Reply>) -> O
         "Originate" => originate(id, f, ctx, reply),
         "Redirect" => redirect(id, f, reply),
         "UserEvent" => user_event(id, f, reply),
-        "MailboxStatus" | "MailboxCount" => Outcome::Done(mailbox(id, &def.name, f)),
+        "MailboxStatus" | "MailboxCount" => Outcome::Done(mailbox(id, def.name, f)),
         _ => Outcome::Done(frame::error(
             id,
             &format!(
