@@ -14,9 +14,36 @@
 //!   Asterisk does after `Dial` fails with no more dialplan.
 //! * Ringing call, the caller kept: the callee's branches are cancelled and the target is rung
 //!   instead; the caller keeps its INVITE transaction (its 180/200 come from the new callee).
+//!   If the caller already got SDP (183 early media), the target is offered only the codec of
+//!   that SDP (plus telephone-event), and the next SDP to the caller gets a new o= version.
 //! * Anything else (a ringing callee, a caller's phone still ringing for an originate) is not
 //!   up: refused, nothing changes. So is an unknown target, a context that does not hold it,
-//!   or a target whose codecs exclude the codec in use.
+//!   a target whose codecs exclude the codec in use, a relayed offer awaiting its answer, and
+//!   any relayed in-dialog request (INFO, MESSAGE …) or session refresh of Dialtone's
+//!   awaiting its answer (its response would be built toward a leg that changed). The caller
+//!   may name the channel's extension (AMI): the leg is checked against it, and the other leg
+//!   taken if that one is the extension's (legs swap under the AMI channel tracker).
+//!
+//! Session timers (RFC 4028). The kept phone still runs the session timer it agreed to with
+//! the departed party (Dialtone keeps, per leg, the last `Session-Expires` and refresher each
+//! phone saw in a 2xx). The target is offered no timer. Then:
+//! * If the kept phone is its own refresher, nothing changes: its refreshes reach Dialtone —
+//!   while the target rings, Dialtone answers one that changes nothing (no offer, or its last
+//!   SDP with the same o= line) itself with 200, the SDP that phone has and
+//!   `refresher=uac`; a real change gets 491. Once the target answered, refreshes are relayed
+//!   as in any call (an offerless re-INVITE is still answered by Dialtone).
+//! * If the departed party was the refresher, Dialtone becomes it: at half the interval
+//!   (from the last refresh) it sends, in the kept dialog, an UPDATE without a body if the
+//!   phone's Allow lists UPDATE, else a re-INVITE carrying exactly the SDP that phone last got
+//!   (same o= version) — and ACKs its 2xx — with `Session-Expires: N;refresher=uac` and
+//!   `Supported: timer`; each 2xx sets the next one. A 422 is retried with the phone's Min-SE,
+//!   405/501 to an UPDATE with a re-INVITE, 491 after 3 s, a 408/481 or no answer hangs the
+//!   call up (BYE, RFC 4028 §10), other refusals are retried (after a tenth of the interval).
+//! * Dialtone stops once the phones settle it between them: the kept phone refreshes itself
+//!   (Dialtone's answer makes it the refresher), a relayed INVITE/UPDATE from it gets a 2xx,
+//!   or one from the new callee that asked for a timer does (a new callee that shows no timer
+//!   support leaves Dialtone the refresher while the kept phone expects its peer to be), or
+//!   a 2xx to Dialtone's own refresh says the phone refreshes (`refresher=uas`) or has no timer.
 //!
 //! The call keeps its engine id and its CDR: one record, from the kept party to the final
 //! callee, answered when the first part was (start and answer times of the first part).
@@ -159,47 +186,36 @@ impl Pbx {
             target.codecs.clone()
         };
         let to_name = target.name.clone();
-        // What the kept phone sends: its last SDP, narrowed to the codec in use (answered),
-        // or the caller's offer as it stands (ringing).
-        let base = if answered {
-            let sdp = call.xfer.remote_sdp[leg_index(leg)]
-                .as_deref()
-                .cloned()
-                .unwrap_or_else(|| call.a_offer.clone());
-            match &call.codecs[leg_index(leg)] {
-                Some(codec) => {
-                    filter_offer(&sdp, &[codec]).map_err(|_| RedirectError::NoCommonCodec {
-                        exten: to.to_owned(),
-                        codec: codec.clone(),
-                    })?
-                }
-                None => sdp,
-            }
+        // The codec the kept phone uses now: the one negotiated (answered), or for a ringing
+        // caller that already got SDP (early media), the one of that SDP — the next SDP it
+        // gets may not move it (the same session as far as it knows).
+        let in_use = if answered {
+            call.codecs[leg_index(leg)].clone()
         } else {
-            // A caller that already got SDP (early media) uses the codec of that SDP, and the
-            // next SDP it gets may not move it (same session as far as it knows): the target
-            // is offered that codec only.
-            let sent = call.last_sdp_to[0]
+            call.last_sdp_to[0]
                 .as_ref()
                 .and_then(|b| SessionDescription::parse(b).ok())
-                .and_then(|s| first_codec(&s));
-            match sent {
-                Some(codec) => filter_offer(&call.a_offer, &[&codec]).map_err(|_| {
-                    RedirectError::NoCommonCodec {
-                        exten: to.to_owned(),
-                        codec,
-                    }
-                })?,
-                None => call.a_offer.clone(),
-            }
+                .and_then(|s| first_codec(&s))
         };
-        let offer =
-            filter_offer(&base, &target_codecs).map_err(|_| RedirectError::NoCommonCodec {
-                exten: to.to_owned(),
-                codec: call.codecs[leg_index(leg)]
-                    .clone()
-                    .unwrap_or_else(|| "any offered".to_owned()),
-            })?;
+        let no_codec = || RedirectError::NoCommonCodec {
+            exten: to.to_owned(),
+            codec: in_use.clone().unwrap_or_else(|| "any offered".to_owned()),
+        };
+        // What the kept phone sends: its last SDP (answered) or the caller's offer (ringing),
+        // narrowed to the codec in use (plus telephone-event).
+        let sdp = if answered {
+            call.xfer.remote_sdp[leg_index(leg)]
+                .as_deref()
+                .cloned()
+                .unwrap_or_else(|| call.a_offer.clone())
+        } else {
+            call.a_offer.clone()
+        };
+        let base = match &in_use {
+            Some(codec) => filter_offer(&sdp, &[codec]).map_err(|_| no_codec())?,
+            None => sdp,
+        };
+        let offer = filter_offer(&base, &target_codecs).map_err(|_| no_codec())?;
         let (old_caller, old_callee) = (call.caller.clone(), call.callee.clone());
         info!(call = id, ?leg, kept = %kept_ext, to, answered, "redirect");
 
@@ -223,7 +239,7 @@ impl Pbx {
             self.cancel_branches(now, id, None);
             if let Some(c) = self.calls.calls.get_mut(&id) {
                 // Whatever the target answers differs from the dropped callee's early SDP.
-                c.xfer.bump[0] = c.last_sdp_to[0].is_some();
+                c.xfer.bump[0] = c.a.tx.is_some() && c.last_sdp_to[0].is_some();
             }
         }
         self.call_event(CallEvent::Redirected {
