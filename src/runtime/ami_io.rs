@@ -1092,26 +1092,6 @@ fn channel_endpoint(channel: &str) -> Option<String> {
     (!ep.is_empty()).then(|| ep.to_owned())
 }
 
-#[cfg(test)]
-mod channel_endpoint_tests {
-    use super::channel_endpoint;
-
-    #[test]
-    fn channel_endpoint_of_pjsip_channels() {
-        assert_eq!(
-            channel_endpoint("PJSIP/1002-0000000a").as_deref(),
-            Some("1002")
-        );
-        assert_eq!(
-            channel_endpoint("pjsip/sales-desk-00000001").as_deref(),
-            Some("sales-desk")
-        );
-        assert_eq!(channel_endpoint("PJSIP/1002"), None);
-        assert_eq!(channel_endpoint("SIP/1002-0001"), None);
-        assert_eq!(channel_endpoint("Local/1002@ctx-0001;1"), None);
-    }
-}
-
 // ------------------------------------------------------------------ client (`dialtone cli`)
 
 /// Read one message (lines up to a blank line), skipping the banner line.
@@ -1241,4 +1221,24 @@ pub async fn run_command(
     tokio::time::timeout(Duration::from_secs(30), fut)
         .await
         .map_err(|_| io_err("AMI did not answer in time"))?
+}
+
+#[cfg(test)]
+mod channel_endpoint_tests {
+    use super::channel_endpoint;
+
+    #[test]
+    fn channel_endpoint_of_pjsip_channels() {
+        assert_eq!(
+            channel_endpoint("PJSIP/1002-0000000a").as_deref(),
+            Some("1002")
+        );
+        assert_eq!(
+            channel_endpoint("pjsip/sales-desk-00000001").as_deref(),
+            Some("sales-desk")
+        );
+        assert_eq!(channel_endpoint("PJSIP/1002"), None);
+        assert_eq!(channel_endpoint("SIP/1002-0001"), None);
+        assert_eq!(channel_endpoint("Local/1002@ctx-0001;1"), None);
+    }
 }
