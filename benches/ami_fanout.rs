@@ -132,7 +132,9 @@ async fn clients_only(args: &[String]) {
         let s = login(addr, user, secret).await;
         tasks.push(tokio::spawn(client(s, until)));
     }
-    println!("{n} AMI clients logged in; reading for {secs} s");
+    // One more that logs in and never reads: the server must drop it, not buffer for it.
+    let mut stalled = login(addr, user, secret).await;
+    println!("{n} AMI clients logged in (+1 that never reads); reading for {secs} s");
     let mut total = 0;
     let mut per_client = Vec::new();
     let mut lat = Vec::new();
@@ -152,6 +154,19 @@ async fn clients_only(args: &[String]) {
         pct(&lat, 0.5),
         pct(&lat, 0.99),
         lat.last().map_or(0.0, |v| *v as f64 / 1e6)
+    );
+    let mut b = vec![0u8; 1 << 20];
+    let mut stalled_bytes = 0usize;
+    let disconnected = loop {
+        match tokio::time::timeout(Duration::from_secs(10), stalled.read(&mut b)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(n)) => stalled_bytes += n,
+            Err(_) => break false,
+        }
+    };
+    println!(
+        "stalled client disconnected by the server: {disconnected} ({stalled_bytes} bytes were \
+         waiting in its socket)"
     );
 }
 

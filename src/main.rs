@@ -48,6 +48,9 @@ enum Cmd {
         /// Accepted for `asterisk -rx` compatibility (the connection is always remote).
         #[arg(short = 'r', default_value_t = false)]
         remote: bool,
+        /// Accepted for `asterisk -rvvvx` compatibility (verbosity does not apply).
+        #[arg(short = 'v', action = clap::ArgAction::Count)]
+        verbose: u8,
         /// AMI address (default: ami.host:ami.port from the config).
         #[arg(long)]
         ami: Option<std::net::SocketAddr>,
@@ -216,8 +219,22 @@ fn init_tracing(cfg: &config::schema::LoggingConfig) -> Result<()> {
     Ok(())
 }
 
+/// Run as `asterisk` (a symlink named `asterisk` to this binary), the arguments are those of
+/// `asterisk -rx "<command>"`: they become `dialtone cli -rx "<command>"`, so scripts and
+/// panels that shell out to Asterisk's CLI keep working.
+fn asterisk_shim(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let as_asterisk = args
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .is_some_and(|n| n == "asterisk");
+    if as_asterisk {
+        args.insert(1, "cli".into());
+    }
+    args
+}
+
 fn main() -> Result<()> {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(asterisk_shim(std::env::args_os().collect()));
     let (cfg, warnings, origin) = load_config(cli.config.as_deref())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -252,6 +269,7 @@ fn main() -> Result<()> {
         Cmd::Cli {
             execute,
             remote: _,
+            verbose: _,
             ami,
             user,
             secret,

@@ -53,10 +53,15 @@ run() {  # $1 label
 echo "== $RATE calls/s, no AMI clients"
 run no_clients
 echo "== $RATE calls/s, $AMI_CLIENTS AMI clients"
+RSS_BEFORE=$(awk '/VmRSS/{print $2}' /proc/$PID/status)
 timeout $((STEP_S + 120)) "$FAN" --clients-only 127.0.0.1:$AMI bench bench-secret-1 $((STEP_S + 40)) > "$OUT/clients.txt" 2>&1 &
 CPID=$!
 sleep 1
+# Server RSS every second while the calls run (a stalled client must not grow it).
+( for _ in $(seq $((STEP_S + 5))); do awk '/VmRSS/{print $2}' /proc/$PID/status 2>/dev/null; sleep 1; done ) > "$OUT/rss.txt" &
+RPID=$!
 run with_clients
+wait "$RPID" 2>/dev/null || true
 wait "$CPID" 2>/dev/null || true; CPID=""
 cat "$OUT/clients.txt"
-echo "RSS after (KiB): $(awk '/VmRSS/{print $2}' /proc/$PID/status)"
+echo "server RSS (KiB): before the clients $RSS_BEFORE, peak during the run $(sort -n "$OUT/rss.txt" | tail -1), after $(awk '/VmRSS/{print $2}' /proc/$PID/status)"

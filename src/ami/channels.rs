@@ -156,6 +156,8 @@ pub struct ChannelTracker {
     outcomes: VecDeque<(u64, OriginateOutcome)>,
     /// Outcomes settled since the last [`ChannelTracker::take_outcomes`] (sync Originate).
     settled: Vec<(u64, OriginateOutcome)>,
+    /// Events for channels an Originate registered after they were created.
+    late: Vec<AmiEvent>,
     /// Per endpoint: channels in use, ringing, on hold (kept up to date per call event, so a
     /// device state costs O(1) however many calls an endpoint has).
     counts: HashMap<String, [u32; 3]>,
@@ -190,6 +192,7 @@ impl ChannelTracker {
             originates: HashMap::new(),
             outcomes: VecDeque::new(),
             settled: Vec::new(),
+            late: Vec::new(),
             counts: HashMap::new(),
             contrib: HashMap::new(),
         }
@@ -408,16 +411,30 @@ impl ChannelTracker {
             return Some((o, ev));
         }
         // The first channel may already exist (its Newchannel went out before the Originate
-        // was registered): give it the variables now.
+        // was registered): give it the variables and caller ID now, announced as they would
+        // have been at its creation.
         if let Some(c) = self.calls.get_mut(&call) {
             for ch in c.a.iter_mut().flatten() {
+                if let Some((num, name)) = &p.caller_id
+                    && (ch.snap.caller_id_num != *num || ch.snap.caller_id_name != *name)
+                {
+                    ch.snap.caller_id_num = num.clone();
+                    ch.snap.caller_id_name = name.clone();
+                    self.late.push(events::new_callerid(&ch.snap, 0));
+                }
                 for (k, v) in &p.variables {
                     set_variable(&mut ch.snap.variables, k, v);
+                    self.late.push(events::var_set(Some(&ch.snap), k, v));
                 }
             }
         }
         self.originates.insert(call, p);
         None
+    }
+
+    /// Events [`Self::register_originate`] produced for channels that already existed.
+    pub fn take_late_events(&mut self) -> Vec<AmiEvent> {
+        std::mem::take(&mut self.late)
     }
 
     /// Drop an originate nobody waits for any more (sync Originate timed out).
@@ -674,6 +691,11 @@ impl ChannelTracker {
             out.push(events::bridge_destroy(&bridge));
         }
         if let Some(ch) = &dropped_snap {
+            // Its bridge peer went elsewhere: the system hangs it up.
+            out.push(events::soft_hangup_request(
+                ch,
+                Some(cause::q850::NORMAL_CLEARING),
+            ));
             out.push(events::hangup(ch, cause::q850::NORMAL_CLEARING));
         }
         // Whatever else rang or lived on the dropped side (a ringing caller's callee

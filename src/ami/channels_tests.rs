@@ -485,6 +485,38 @@ fn originate_variables_and_dialplan_events() {
 }
 
 #[test]
+fn originate_registered_after_the_channel_exists() {
+    // The engine's first event can reach the tracker before the action's reply registers
+    // the Originate: the channel then gets its caller ID and variables late, announced.
+    let mut t = tracker();
+    let call = 8;
+    t.handle(T0, &started(call, true));
+    let evs = t.handle(T0, &dialing(call, Leg::A, 0));
+    assert_eq!(evs[0].name, "Newchannel");
+    t.register_originate(
+        call,
+        PendingOriginate {
+            action_id: None,
+            channel: "PJSIP/1001".into(),
+            target: OriginateTarget::Exten {
+                context: "from-internal".into(),
+                exten: "1002".into(),
+            },
+            caller_id: Some(("5551234".into(), "CRM".into())),
+            is_async: true,
+            variables: vec![("CRM_ID".into(), "42".into())],
+        },
+    );
+    let late = t.take_late_events();
+    let n: Vec<&str> = late.iter().map(|e| &*e.name).collect();
+    assert_eq!(n, ["NewCallerid", "VarSet"]);
+    assert_eq!(late[0].header("CallerIDNum"), Some("5551234"));
+    assert_eq!(late[1].header("Value"), Some("42"));
+    assert!(t.take_late_events().is_empty());
+    assert_eq!(t.channels()[0].variables[0].1, "42");
+}
+
+#[test]
 fn originate_async_reports_when_the_caller_answers() {
     let mut t = tracker();
     let call = 9;
@@ -730,14 +762,16 @@ fn redirect_of_the_caller_event_order() {
             format!("BridgeLeave {a}"),
             format!("BridgeLeave {b}"),
             "BridgeDestroy ".to_string(),
+            format!("SoftHangupRequest {b}"),
             format!("Hangup {b}"),
             format!("Newexten {a}"),
         ]
     );
     assert_eq!(evs[3].header("Cause"), Some("16"));
-    assert_eq!(evs[4].header("Extension"), Some("1003"));
-    assert_eq!(evs[4].header("Context"), Some("default"));
-    assert_eq!(evs[4].header("AppData"), Some("PJSIP/1003,30"));
+    assert_eq!(evs[4].header("Cause"), Some("16"));
+    assert_eq!(evs[5].header("Extension"), Some("1003"));
+    assert_eq!(evs[5].header("Context"), Some("default"));
+    assert_eq!(evs[5].header("AppData"), Some("PJSIP/1003,30"));
     assert_eq!(evs[1].header("BridgeNumChannels"), Some("0"));
     // Only Alice is left, dialling Carol.
     let live: Vec<String> = t.channels().into_iter().map(|c| c.name).collect();
@@ -816,6 +850,7 @@ fn redirect_of_the_callee_makes_it_the_caller() {
             format!("BridgeLeave {b}"),
             format!("BridgeLeave {a}"),
             "BridgeDestroy ".to_string(),
+            format!("SoftHangupRequest {a}"),
             format!("Hangup {a}"),
             format!("Newexten {b}"),
         ]

@@ -92,11 +92,11 @@ fn general(
         match v.name.to_ascii_lowercase().as_str() {
             "enabled" => out.enabled = Some(ast_bool(value, &v.loc, "enabled")?),
             "port" => {
-                out.port = Some(
-                    value
-                        .parse::<u16>()
-                        .map_err(|_| err(format!("port = {value}: not a TCP port (1-65535)")))?,
-                )
+                out.port = Some(value.parse::<u16>().map_err(|_| {
+                    err(format!(
+                        "port = {value}: not a TCP port (0-65535; 0 = any free port)"
+                    ))
+                })?)
             }
             "bindaddr" => {
                 out.bindaddr = Some(

@@ -168,6 +168,11 @@ pub fn apply_manager_conf(
         }
         ami.users.push(u);
     }
+    if let Some(e) = validate::check_listeners(&loaded.config).into_iter().next() {
+        return Err(ConfigError::ManagerConf(format!(
+            "the AMI listener it sets collides: {e}"
+        )));
+    }
     loaded.warnings.extend(
         m.warnings
             .into_iter()

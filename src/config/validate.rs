@@ -103,6 +103,16 @@ pub(crate) fn validate(config: &mut Config) -> Result<Vec<String>, Vec<FieldErro
     }
 }
 
+/// The listener checks alone (after manager.conf moved the AMI listener).
+pub(crate) fn check_listeners(config: &Config) -> Vec<FieldError> {
+    let mut c = Checker {
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    listeners(&mut c, config);
+    c.errors
+}
+
 fn server(c: &mut Checker, config: &Config) {
     let s = &config.server;
     c.nonzero_port("server.rtp_port_range_start", s.rtp_port_range_start);

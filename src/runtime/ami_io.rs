@@ -296,6 +296,7 @@ fn new_backend(
         ),
         transports,
         pjsip,
+        timestamps: cfg.ami.timestampevents,
     }
 }
 
@@ -343,6 +344,20 @@ pub async fn run_cli(backend: &dyn AmiBackend, cmd: &str) -> crate::ami::cli::Cl
     }
     let snap = backend.snapshot().await;
     cli::run(cmd, &snap)
+}
+
+/// manager.conf `timestampevents`: `Timestamp: <unix>.<micros>` first in the body.
+fn stamp(ev: &mut AmiEvent) {
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    ev.body.insert(
+        0,
+        (
+            "Timestamp".into(),
+            format!("{}.{:06}", t.as_secs(), t.subsec_micros()),
+        ),
+    );
 }
 
 /// Engine events → AMI events for every session (and the RayanPBX feed).
@@ -393,16 +408,7 @@ async fn fan_out(
                         f.push_ami(&ami, now_ms);
                     }
                     if timestamps {
-                        let t = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .unwrap_or_default();
-                        ami.body.insert(
-                            0,
-                            (
-                                "Timestamp".into(),
-                                format!("{}.{:06}", t.as_secs(), t.subsec_micros()),
-                            ),
-                        );
+                        stamp(&mut ami);
                     }
                     // No receivers is fine.
                     let _ = tx.send(Arc::new(WireEvent::new(ami)));
@@ -555,6 +561,8 @@ struct Backend {
     transports: Vec<Transport>,
     /// `pjsip reload` re-reads the pjsip.conf (when Dialtone runs from one).
     pjsip: Arc<super::pjsip_reload::PjsipReloader>,
+    /// manager.conf `timestampevents` for the events published here.
+    timestamps: bool,
 }
 
 fn kv(pairs: &[(&str, String)]) -> Vec<(String, String)> {
@@ -832,7 +840,8 @@ impl Backend {
     }
 }
 
-/// `"Name" <num>` → `(num, name)`; a bare number is the number.
+/// `"Name" <num>` → `(num, name)`; a bare phone number is the number, anything else the name
+/// (Asterisk's `ast_callerid_parse`).
 fn parse_caller_id(s: &str) -> (String, String) {
     let s = s.trim();
     match (s.find('<'), s.rfind('>')) {
@@ -840,12 +849,21 @@ fn parse_caller_id(s: &str) -> (String, String) {
             let name = s[..l].trim().trim_matches('"').to_string();
             (s[l + 1..r].trim().to_string(), name)
         }
-        _ => (s.to_string(), String::new()),
+        _ if !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_digit() || "+*#-(). ".contains(c)) =>
+        {
+            (s.to_string(), String::new())
+        }
+        _ => (String::new(), s.trim_matches('"').to_string()),
     }
 }
 
 impl Backend {
-    fn publish(&self, ev: AmiEvent) {
+    fn publish(&self, mut ev: AmiEvent) {
+        if self.timestamps {
+            stamp(&mut ev);
+        }
         let _ = self.events.send(Arc::new(WireEvent::new(ev)));
     }
 
@@ -924,6 +942,10 @@ impl Backend {
                     lock(&self.waiters).insert(call, tx);
                 }
                 None => {}
+            }
+            // Published under the tracker's lock: before any later event of the call.
+            for ev in t.take_late_events() {
+                self.publish(ev);
             }
         }
         if req.is_async {
@@ -1221,6 +1243,24 @@ pub async fn run_command(
     tokio::time::timeout(Duration::from_secs(30), fut)
         .await
         .map_err(|_| io_err("AMI did not answer in time"))?
+}
+
+#[cfg(test)]
+mod caller_id_tests {
+    use super::parse_caller_id;
+
+    #[test]
+    fn asterisk_caller_id_forms() {
+        let p = |s: &str| parse_caller_id(s);
+        assert_eq!(p("\"CRM\" <5551234>"), ("5551234".into(), "CRM".into()));
+        assert_eq!(p("Sales <200>"), ("200".into(), "Sales".into()));
+        assert_eq!(
+            p("+1 (555) 123-4567"),
+            ("+1 (555) 123-4567".into(), String::new())
+        );
+        assert_eq!(p("John Smith"), (String::new(), "John Smith".into()));
+        assert_eq!(p("\"John\""), (String::new(), "John".into()));
+    }
 }
 
 #[cfg(test)]

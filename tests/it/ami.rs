@@ -423,6 +423,30 @@ async fn dialtone_cli_rx() {
     let (ok, out, _) = run("sip show peers").await.unwrap();
     assert!(!ok);
     assert!(out.starts_with("No such command 'sip show peers'"), "{out}");
+
+    // Invoked as `asterisk` (a symlink), Asterisk's own flags work: `asterisk -rvvvx "..."`.
+    let dir = tempfile::tempdir().unwrap();
+    let shim = dir.path().join("asterisk");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_dialtone"), &shim).unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&shim)
+            .env("DIALTONE_CONFIG", &cfg)
+            .args(["--ami", &addr, "-rvvvx", "core show version"])
+            .output()
+            .expect("run the asterisk shim")
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with("Asterisk 22.5.0 built by dialtone"),
+        "{text}"
+    );
     srv.stop().await;
 }
 
@@ -1063,6 +1087,30 @@ async fn manager_conf_users() {
     let e = dialtone::config::load(&yml).unwrap_err().to_string();
     assert!(
         e.contains("manager_additional.conf:3: [reader] read = call,telepathy"),
+        "{e}"
+    );
+    // A manager.conf port on the REST API's port is caught before anything binds.
+    std::fs::write(
+        etc.join("manager_additional.conf"),
+        "[reader]\nsecret = reader-secret-1\nread = call\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &yml,
+        std::fs::read_to_string(&yml).unwrap().replace(
+            "api: { host: 127.0.0.1, port: 0 }",
+            "api: { host: 127.0.0.1, port: 8089 }",
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        etc.join("manager.conf"),
+        "[general]\nenabled = yes\nport = 8089\nbindaddr = 127.0.0.1\n",
+    )
+    .unwrap();
+    let e = dialtone::config::load(&yml).unwrap_err().to_string();
+    assert!(
+        e.contains("ami.manager_conf: the AMI listener it sets collides"),
         "{e}"
     );
 }
