@@ -394,6 +394,37 @@ struct Transfer {
     /// The last SDP each phone (engine leg A, B) sent (what the relay was told with
     /// `SetRemote`).
     remote_sdp: [Option<Box<SessionDescription>>; 2],
+    /// The RFC 4028 session timer each phone (engine leg A, B) last agreed to, as seen in the
+    /// 2xx of an INVITE/UPDATE of its dialog (None: no timer).
+    timer: [Option<LegTimer>; 2],
+    /// The phone of each leg (A, B) lists UPDATE in its Allow.
+    allow_update: [bool; 2],
+    /// The next SDP to that leg (A, B) gets a new o= version even before the answer (a
+    /// ringing caller that already had early media from a callee a redirect dropped).
+    bump: [bool; 2],
+    /// Dialtone refreshes the kept phone's session (leg A) itself (see `redirect.rs`).
+    refresh: Option<KeptRefresh>,
+}
+
+/// A session timer as one phone sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LegTimer {
+    /// The session interval (Session-Expires), seconds.
+    secs: u64,
+    /// The other end (Dialtone, for the other phone) is the refresher.
+    remote_refreshes: bool,
+    /// When it was agreed (the 2xx passed).
+    at: Instant,
+}
+
+/// Dialtone as the refresher of the kept phone's dialog after a redirect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct KeptRefresh {
+    secs: u64,
+    /// When to send the next refresh.
+    due: Instant,
+    /// A refresh request awaits its final response.
+    in_flight: bool,
 }
 
 impl Call {
@@ -428,6 +459,9 @@ enum ClientRole {
     /// An INVITE of a branch a redirect dropped (its entry in `orphans`): a final response is
     /// ACKed, a late 2xx hung up.
     Orphan,
+    /// A session refresh (UPDATE or re-INVITE) Dialtone sent the kept phone of a redirected
+    /// call (leg A): the call and the request sent.
+    Refresh(Box<(u64, Request)>),
 }
 
 /// A relayed in-dialog request awaiting the other leg's answer.
@@ -886,6 +920,7 @@ impl Pbx {
             .unwrap_or_else(|| format!("sip:{}", peer.addr));
         let streams = a_offer.media.len();
         let origin_seed = self.tag_seq ^ id;
+        let a_allows_update = allows(&req.headers, &Method::Update);
         let call = Call {
             phase: Phase::Media,
             a: ALeg {
@@ -917,7 +952,10 @@ impl Pbx {
             last_sdp_to: [None, None],
             held: [false, false],
             hangup_q850: None,
-            xfer: Transfer::default(),
+            xfer: Transfer {
+                allow_update: [a_allows_update, false],
+                ..Transfer::default()
+            },
         };
         info!(call = id, caller = %call.caller, callee = %call.callee, "new call");
         let (caller_for_index, callee_for_index) = (call.caller.clone(), call.callee.clone());
@@ -1645,6 +1683,7 @@ impl Pbx {
             .unwrap_or_default()
             .to_owned();
         call.a.peer = branch.peer;
+        call.xfer.allow_update[0] = allows(&resp.headers, &Method::Update);
         call.last_sdp_to[0] = Some(branch.invite.body.clone());
         call.a.target = target.unwrap_or_else(|| branch.invite.uri.to_string());
         call.a.invite.headers.set(HeaderName::From, their_to);
@@ -1859,12 +1898,15 @@ impl Pbx {
             .get(&id)
             .is_some_and(|c| c.phase != Phase::Answered)
         {
-            // The caller of an originated call, while the callee still rings.
+            // The caller of an originated call (or the kept phone of a redirect), while the
+            // callee still rings.
             if req.method == Method::Bye {
                 self.respond(now, tx, &req, 200, "OK", &[]);
                 self.cancel_branches(now, id, None);
                 self.end_call(now, id, Disposition::Cancelled, 487, HungUpBy::Caller);
-            } else {
+            } else if !(self.is_session_refresh(id, leg, &req)
+                && self.answer_refresh(now, id, leg, tx, &req))
+            {
                 self.respond(now, tx, &req, 491, "Request Pending", &[]);
             }
             return;
@@ -1882,6 +1924,92 @@ impl Pbx {
             }
             _ => self.relay_in_dialog(now, id, leg, tx, req),
         }
+    }
+
+    /// An INVITE or UPDATE from the phone of `leg` that changes nothing: no offer, or the SDP
+    /// that phone sent last (same o= line). Dialtone can answer it itself.
+    fn is_session_refresh(&self, id: u64, leg: Leg, req: &Request) -> bool {
+        let Some(c) = self.calls.calls.get(&id) else {
+            return false;
+        };
+        if !matches!(req.method, Method::Invite | Method::Update) || c.offer_pending {
+            return false;
+        }
+        if req.body.is_empty() {
+            return true;
+        }
+        let Some(last) = c.xfer.remote_sdp[leg_index(leg)].as_deref() else {
+            return false;
+        };
+        SessionDescription::parse(&req.body).is_ok_and(|sdp| {
+            sdp.origin.username == last.origin.username
+                && sdp.origin.sess_id == last.origin.sess_id
+                && sdp.origin.sess_version == last.origin.sess_version
+        })
+    }
+
+    /// Answer a session refresh from the phone of `from` without relaying it: 200 with the
+    /// session as that phone knows it (the SDP Dialtone last sent it; none for an UPDATE
+    /// without a body), `Session-Expires` with the phone as the refresher. A re-INVITE's ACK
+    /// brings the same answer back. False (nothing sent) when Dialtone has sent that phone
+    /// no SDP yet.
+    fn answer_refresh(
+        &mut self,
+        now: Instant,
+        id: u64,
+        from: Leg,
+        server: TxId,
+        req: &Request,
+    ) -> bool {
+        let Some(call) = self.calls.calls.get(&id) else {
+            return false;
+        };
+        let with_sdp = req.method == Method::Invite || !req.body.is_empty();
+        let body = match (with_sdp, call.last_sdp_to[leg_index(from)].clone()) {
+            (false, _) => Bytes::new(),
+            (true, Some(sdp)) => sdp,
+            (true, None) => return false,
+        };
+        let tag = match from {
+            Leg::A => Some(call.a.local_tag.clone()),
+            Leg::B => call.b.as_ref().and_then(|b| {
+                NameAddr::parse(b.from.as_str())
+                    .ok()
+                    .and_then(|n| n.tag().map(str::to_owned))
+            }),
+        };
+        let mut extra = Vec::new();
+        if with_sdp {
+            extra.push((HeaderName::ContentType, "application/sdp".to_owned()));
+        }
+        extra.extend(self.local_contact(id, from));
+        if let Some(se) = req.headers.get(&HeaderName::SessionExpires) {
+            let secs = se.split(';').next().unwrap_or("1800").trim().to_owned();
+            extra.push((HeaderName::SessionExpires, format!("{secs};refresher=uac")));
+            if supports_timer(&req.headers) {
+                extra.push((HeaderName::Require, "timer".to_owned()));
+            }
+        }
+        let bytes =
+            self.build_response_with_tag(req, 200, "OK", &extra, tag.as_deref(), Some(body));
+        let _ = self.txs.respond(now, server, 200, bytes.clone());
+        if req.method == Method::Invite
+            && let Some(peer) = self.leg_peer(id, from)
+        {
+            self.retransmit_2xx(now, id, from, peer, bytes.clone());
+        }
+        if let Ok(Message::Response(r)) = crate::sip::parse_datagram(&bytes) {
+            self.arm_session_timer(now, id, &r.headers);
+            // The phone refreshes its session itself from now on (or has no timer).
+            if let Some(c) = self.calls.calls.get_mut(&id) {
+                c.xfer.timer[leg_index(from)] = leg_timer(&r.headers, true, now);
+                if from == Leg::A {
+                    c.xfer.refresh = None;
+                }
+            }
+        }
+        self.drain_tx(now);
+        true
     }
 
     fn relay_in_dialog(&mut self, now: Instant, id: u64, from: Leg, server: TxId, req: Request) {
@@ -1910,43 +2038,7 @@ impl Pbx {
             // itself with the session as this phone knows it; the ACK brings the same answer
             // back. Relaying it would make the other phone offer in its 2xx and expect the
             // answer in an ACK that Dialtone has to send before this phone's ACK arrives.
-            if let Some(sdp) = self
-                .calls
-                .calls
-                .get(&id)
-                .and_then(|c| c.last_sdp_to[leg_index(from)].clone())
-            {
-                let tag = self.calls.calls.get(&id).and_then(|c| match from {
-                    Leg::A => Some(c.a.local_tag.clone()),
-                    Leg::B => NameAddr::parse(c.b.as_ref()?.from.as_str())
-                        .ok()
-                        .and_then(|n| n.tag().map(str::to_owned)),
-                });
-                let mut extra = vec![(HeaderName::ContentType, "application/sdp".to_owned())];
-                extra.extend(self.local_contact(id, from));
-                if let Some(se) = req.headers.get(&HeaderName::SessionExpires) {
-                    let secs = se.split(';').next().unwrap_or("1800").trim().to_owned();
-                    extra.push((HeaderName::SessionExpires, format!("{secs};refresher=uac")));
-                    if supports_timer(&req.headers) {
-                        extra.push((HeaderName::Require, "timer".to_owned()));
-                    }
-                }
-                let bytes = self.build_response_with_tag(
-                    &req,
-                    200,
-                    "OK",
-                    &extra,
-                    tag.as_deref(),
-                    Some(sdp),
-                );
-                let _ = self.txs.respond(now, server, 200, bytes.clone());
-                if let Some(peer) = self.leg_peer(id, from) {
-                    self.retransmit_2xx(now, id, from, peer, bytes.clone());
-                }
-                if let Ok(Message::Response(r)) = crate::sip::parse_datagram(&bytes) {
-                    self.arm_session_timer(now, id, &r.headers);
-                }
-                self.drain_tx(now);
+            if self.answer_refresh(now, id, from, server, &req) {
                 return;
             }
         }
@@ -2096,7 +2188,7 @@ impl Pbx {
             Leg::A => &mut call.a_origin,
             Leg::B => &mut call.b_origin,
         };
-        let bump = call.answer.is_some();
+        let bump = call.answer.is_some() | std::mem::take(&mut call.xfer.bump[leg_index(to)]);
         rewrite_for_relay(&mut sdp, ip, &ports, origin, bump).ok()?;
         let bytes = Bytes::from(sdp.print());
         call.last_sdp_to[leg_index(to)] = Some(bytes.clone());
@@ -2227,6 +2319,7 @@ impl Pbx {
             ClientRole::Origin { call, index } => {
                 self.origin_response(now, tx, disp, call, index, resp)
             }
+            ClientRole::Refresh(_) => self.kept_refresh_response(now, tx, disp, resp),
             ClientRole::Relay(_) => {
                 if resp.status < 200 {
                     return true;
@@ -2295,6 +2388,7 @@ impl Pbx {
                     && (200..300).contains(&resp.status)
                 {
                     self.arm_session_timer(now, call, &resp.headers);
+                    self.relayed_timer(now, call, from, &request.headers, &resp.headers);
                 }
                 if sent.method == Method::Invite
                     && (200..300).contains(&resp.status)
@@ -2424,7 +2518,10 @@ impl Pbx {
                     leg: Leg::B,
                     sdp: Box::new(sdp.clone()),
                 });
-                if let Some(b) = self.rewrite_for(id, Leg::A, sdp) {
+                // Only a caller whose INVITE is pending gets the early media SDP: the kept
+                // phone of a redirect (or the caller of an originated call) has its session.
+                let a_waits = self.calls.calls.get(&id).is_some_and(|c| c.a.tx.is_some());
+                if a_waits && let Some(b) = self.rewrite_for(id, Leg::A, sdp) {
                     body = b;
                     extra.push((HeaderName::ContentType, "application/sdp".into()));
                 }
@@ -2483,6 +2580,8 @@ impl Pbx {
                 target: target.unwrap_or_else(|| br.invite.uri.to_string()),
                 cseq: 1,
             });
+            call.xfer.allow_update[1] = allows(&resp.headers, &Method::Update);
+            call.xfer.timer[1] = leg_timer(&resp.headers, false, now);
             self.cancel_branches(now, id, Some(index));
             let mut extra = Vec::new();
             let mut body = Bytes::new();
@@ -2557,7 +2656,9 @@ impl Pbx {
             }
             info!(call = id, "answered");
             self.arm_session_timer(now, id, &resp.headers);
-            if let Some(call) = self.calls.calls.get(&id) {
+            if let Some(call) = self.calls.calls.get_mut(&id) {
+                // The caller gets the callee's Session-Expires (if any) in its 200.
+                call.xfer.timer[0] = leg_timer(&resp.headers, true, now);
                 extra.extend(response_timer_headers(
                     &resp.headers,
                     &call.a.invite.headers,
@@ -3003,7 +3104,10 @@ impl Pbx {
                 self.send_bye(now, id, Leg::B);
                 self.send_bye(now, id, Leg::A);
                 self.end_call(now, id, Disposition::Answered, 408, HungUpBy::System);
+                continue;
             }
+            // Dialtone refreshes a redirect's kept phone (see `redirect.rs`).
+            self.send_kept_refresh(now, id);
         }
     }
 
@@ -3018,6 +3122,7 @@ impl Pbx {
             Some(ClientRole::Origin { call, index }) => {
                 self.origin_branch_failed(now, call, index, 408)
             }
+            Some(ClientRole::Refresh(r)) => self.kept_refresh_timed_out(now, r.0, &r.1),
             Some(ClientRole::Relay(relay)) => {
                 if let Some(c) = self.calls.calls.get_mut(&relay.call) {
                     c.offer_pending = false;
@@ -3086,6 +3191,30 @@ fn request_timer_headers(h: &crate::sip::Headers) -> Vec<(HeaderName, String)> {
         out.push((HeaderName::Supported, "timer".to_owned()));
     }
     out
+}
+
+/// The Allow header lists `method`.
+fn allows(h: &crate::sip::Headers, method: &Method) -> bool {
+    h.get_all(&HeaderName::Allow)
+        .flat_map(|v| v.split(','))
+        .any(|m| m.trim().eq_ignore_ascii_case(method.as_str()))
+}
+
+/// The session timer the 2xx of an INVITE/UPDATE (its headers `h`) sets for the phone of that
+/// dialog (`phone_is_uac`: that phone sent the request): none without `Session-Expires`; the
+/// refresher is the UAC unless the parameter says `uas` (RFC 4028 §7.2, §9).
+fn leg_timer(h: &crate::sip::Headers, phone_is_uac: bool, now: Instant) -> Option<LegTimer> {
+    let se = h.get(&HeaderName::SessionExpires)?;
+    let mut parts = se.split(';');
+    let secs = parts.next()?.trim().parse::<u64>().ok()?;
+    let uas_refreshes = parts.filter_map(|p| p.split_once('=')).any(|(k, v)| {
+        k.trim().eq_ignore_ascii_case("refresher") && v.trim().eq_ignore_ascii_case("uas")
+    });
+    Some(LegTimer {
+        secs,
+        remote_refreshes: uas_refreshes == phone_is_uac,
+        at: now,
+    })
 }
 
 fn supports_timer(h: &crate::sip::Headers) -> bool {

@@ -468,7 +468,23 @@ impl Pbx {
         to: &str,
         context: Option<&str>,
     ) -> Result<(), RedirectError> {
-        let r = self.redirect(now, call, leg, to, context);
+        self.redirect_channel(now, call, leg, None, to, context)
+    }
+
+    /// [`Self::redirect_call`] of the channel of extension `endpoint` (AMI: the `1002` of
+    /// `PJSIP/1002-…`): `leg` is a hint, checked against the extension on each leg (after a
+    /// redirect that kept the callee, the legs are swapped). Not up when neither leg is
+    /// `endpoint`'s.
+    pub fn redirect_channel(
+        &mut self,
+        now: Instant,
+        call: u64,
+        leg: Leg,
+        endpoint: Option<&str>,
+        to: &str,
+        context: Option<&str>,
+    ) -> Result<(), RedirectError> {
+        let r = self.redirect(now, call, leg, endpoint, to, context);
         self.flush_presence(now);
         self.drain_tx(now);
         r

@@ -616,3 +616,397 @@ fn redirect_twice_swaps_the_relay_legs_back() {
     assert_eq!((cdr.from.as_str(), cdr.to.as_str()), ("1003", "1001"));
     assert_eq!(cdr.call_id, "call-a@192.0.2.10");
 }
+
+/// Alice calls Bob with `a_extra` in her INVITE (session timer headers); Bob answers with
+/// `Session-Expires: <b_se>`. Returns (A's INVITE, A's 200, B's INVITE, B's 200).
+fn answered_with_timer(
+    h: &mut Harness,
+    a_extra: &str,
+    b_se: &str,
+) -> (String, Response, Request, Response) {
+    let (inv, rs) = h.dial("1002", A_SDP, a_extra);
+    assert_eq!(rs.last().unwrap().status, 100);
+    let b_inv = invite_for(h, bob());
+    let mut ok = reply(&b_inv, 200, "b1", Some(B_SDP));
+    ok.headers.push(HeaderName::SessionExpires, b_se);
+    ok.headers.push(HeaderName::Require, "timer");
+    h.send(bob(), Message::Response(ok.clone()));
+    let a_ok = h.responses_for(alice()).pop().unwrap();
+    assert_eq!(a_ok.status, 200);
+    h.input(alice(), &ack_2xx(&inv, &a_ok));
+    h.requests_for(bob());
+    (inv, a_ok, b_inv, ok)
+}
+
+/// The session version of an SDP's o= line.
+fn o_version(sdp: &[u8]) -> u64 {
+    let text = sdp_of(sdp);
+    let o = text.lines().find(|l| l.starts_with("o=")).expect("o= line");
+    o.split(' ').nth(2).unwrap().parse().unwrap()
+}
+
+/// A request from Alice in her dialog with extra headers.
+fn alice_request_with(
+    method: &str,
+    a_ok: &Response,
+    cseq: u32,
+    sdp: Option<&str>,
+    extra: &str,
+) -> String {
+    alice_request(method, a_ok, cseq, sdp).replacen(
+        "Content-Length",
+        &format!("{extra}Content-Length"),
+        1,
+    )
+}
+
+#[test]
+fn kept_callee_gets_session_refreshes_when_the_caller_was_the_refresher() {
+    // 1001 calls 1002 with Session-Expires 1800, the caller refreshing; a CRM redirects 1002
+    // to 1003. Nobody would refresh Bob's session: Dialtone does, at half the interval, with
+    // a re-INVITE (Bob's 200 listed no UPDATE) carrying exactly the SDP Bob has.
+    let mut h = with_carol(&["ulaw"]);
+    let (_inv, _a_ok, b_inv, b_ok) = answered_with_timer(
+        &mut h,
+        "Session-Expires: 1800;refresher=uac\r\nSupported: timer\r\n",
+        "1800;refresher=uac",
+    );
+    let id = only_call(&h);
+    h.advance(Duration::from_secs(60));
+    h.pbx
+        .redirect_call(h.now, id, Leg::B, "1003", Some("from-internal-xfer"))
+        .unwrap();
+    h.drain();
+    h.take_for(alice());
+    let c_inv = invite_for(&mut h, carol());
+    assert!(
+        c_inv.headers.get(&HeaderName::SessionExpires).is_none(),
+        "the target is offered no timer"
+    );
+    h.send(
+        carol(),
+        Message::Response(reply(&c_inv, 200, "c1", Some(C_SDP))),
+    );
+    h.requests_for(carol());
+    assert!(h.take_for(bob()).is_empty());
+    // 900 s after the answer (the last refresh), not before.
+    h.advance(Duration::from_secs(900 - 60 - 1));
+    assert!(h.take_for(bob()).is_empty());
+    h.advance(Duration::from_secs(2));
+    let refresh = h.requests_for(bob()).pop().expect("a refresh to Bob");
+    assert_eq!(refresh.method, Method::Invite);
+    assert_eq!(refresh.call_id(), b_inv.call_id());
+    assert_eq!(refresh.to().unwrap().tag(), Some("b1"));
+    assert_eq!(refresh.from().unwrap().tag(), b_inv.from().unwrap().tag());
+    assert!(refresh.cseq().unwrap().seq >= 2);
+    assert_eq!(
+        refresh.headers.get(&HeaderName::SessionExpires),
+        Some("1800;refresher=uac")
+    );
+    assert_eq!(refresh.headers.get(&HeaderName::Supported), Some("timer"));
+    assert_eq!(refresh.body, b_inv.body, "the SDP Bob has, same o= version");
+    let mut ok = reply(&refresh, 200, "", Some(B_SDP));
+    ok.headers
+        .push(HeaderName::SessionExpires, "1800;refresher=uac");
+    h.send(bob(), Message::Response(ok));
+    let ack = h.requests_for(bob()).pop().expect("ACK");
+    assert_eq!(ack.method, Method::Ack);
+    assert_eq!(ack.cseq().unwrap().seq, refresh.cseq().unwrap().seq);
+    assert!(h.take_for(carol()).is_empty(), "Carol knows nothing of it");
+    // And again 900 s later, for as long as the call lasts.
+    h.advance(Duration::from_secs(899));
+    assert!(h.take_for(bob()).is_empty());
+    h.advance(Duration::from_secs(2));
+    let again = h.requests_for(bob()).pop().expect("a second refresh");
+    assert_eq!(again.method, Method::Invite);
+    assert!(again.cseq().unwrap().seq > refresh.cseq().unwrap().seq);
+    assert_eq!(o_version(&again.body), o_version(&b_inv.body));
+    let mut ok = reply(&again, 200, "", Some(B_SDP));
+    ok.headers
+        .push(HeaderName::SessionExpires, "1800;refresher=uac");
+    h.send(bob(), Message::Response(ok));
+    h.requests_for(bob());
+    // Past the 30 minutes the call is up; Bob hangs up when he wants.
+    h.advance(Duration::from_secs(200));
+    assert_eq!(h.pbx.active_calls(), 1);
+    h.input(bob(), &bob_request("BYE", &b_inv, &b_ok, 2, None));
+    assert_eq!(h.requests_for(carol()).pop().unwrap().method, Method::Bye);
+    assert_eq!(h.cdrs.pop().unwrap().hung_up_by, HungUpBy::Caller);
+}
+
+#[test]
+fn kept_caller_refreshed_with_update_and_a_failed_refresh_hangs_up() {
+    let mut h = with_carol(&["ulaw"]);
+    let (_inv, a_ok, _b_inv, _b_ok) = answered_with_timer(
+        &mut h,
+        "Session-Expires: 1800\r\nSupported: timer\r\nAllow: INVITE, ACK, CANCEL, BYE, UPDATE\r\n",
+        "1800;refresher=uas",
+    );
+    assert_eq!(
+        a_ok.headers.get(&HeaderName::SessionExpires),
+        Some("1800;refresher=uas"),
+        "Bob refreshes, as far as Alice knows"
+    );
+    let id = only_call(&h);
+    h.pbx
+        .redirect_call(h.now, id, Leg::A, "1003", Some("ext-local"))
+        .unwrap();
+    h.drain();
+    h.take_for(bob());
+    let c_inv = invite_for(&mut h, carol());
+    h.send(
+        carol(),
+        Message::Response(reply(&c_inv, 200, "c1", Some(C_SDP))),
+    );
+    h.requests_for(carol());
+    h.advance(Duration::from_secs(899));
+    assert!(h.take_for(alice()).is_empty());
+    h.advance(Duration::from_secs(2));
+    let upd = h.requests_for(alice()).pop().expect("UPDATE to Alice");
+    assert_eq!(upd.method, Method::Update);
+    assert!(upd.body.is_empty());
+    assert_eq!(upd.call_id(), Some("call-a@192.0.2.10"));
+    assert_eq!(upd.to().unwrap().tag(), Some("atag"));
+    assert_eq!(
+        upd.from().unwrap().tag(),
+        a_ok.to().unwrap().tag(),
+        "Dialtone's tag in Alice's dialog"
+    );
+    assert_eq!(
+        upd.headers.get(&HeaderName::SessionExpires),
+        Some("1800;refresher=uac")
+    );
+    let mut ok = reply(&upd, 200, "", None);
+    ok.headers
+        .push(HeaderName::SessionExpires, "1800;refresher=uac");
+    h.send(alice(), Message::Response(ok));
+    assert!(h.take_for(alice()).is_empty(), "no ACK for an UPDATE");
+    // The next one is refused with 481: the session is gone (RFC 4028 §10).
+    h.advance(Duration::from_secs(901));
+    let upd = h.requests_for(alice()).pop().expect("second UPDATE");
+    assert_eq!(upd.method, Method::Update);
+    h.send(alice(), Message::Response(reply(&upd, 481, "", None)));
+    assert!(
+        h.requests_for(carol())
+            .iter()
+            .any(|r| r.method == Method::Bye),
+        "Carol is hung up"
+    );
+    assert!(h.pbx.calls().is_empty());
+    let cdr = h.cdrs.pop().unwrap();
+    assert_eq!(cdr.hung_up_by, HungUpBy::System);
+    assert_eq!((cdr.from.as_str(), cdr.to.as_str()), ("1001", "1003"));
+}
+
+#[test]
+fn kept_phone_refreshes_while_the_target_rings_are_answered_by_dialtone() {
+    let mut h = with_carol(&["ulaw"]);
+    let (_inv, a_ok, _b_inv, _b_ok) = answered_with_timer(
+        &mut h,
+        "Session-Expires: 1800\r\nSupported: timer\r\n",
+        "1800;refresher=uas",
+    );
+    let id = only_call(&h);
+    h.pbx
+        .redirect_call(h.now, id, Leg::A, "1003", Some("from-internal-additional"))
+        .unwrap();
+    h.drain();
+    h.take_for(bob());
+    let c_inv = invite_for(&mut h, carol());
+    // Carol's early media: Alice has her session already, she gets no SDP.
+    h.send(
+        carol(),
+        Message::Response(reply(&c_inv, 183, "c1", Some(C_SDP))),
+    );
+    assert!(h.take_for(alice()).is_empty());
+    let timer = "Session-Expires: 1800;refresher=uac\r\nSupported: timer\r\n";
+    // A re-INVITE without SDP: 200 with the session Alice has (not touched by Carol's 183).
+    h.input(
+        alice(),
+        &alice_request_with("INVITE", &a_ok, 2, None, timer),
+    );
+    let r = h.responses_for(alice()).pop().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, a_ok.body);
+    assert_eq!(
+        r.headers.get(&HeaderName::SessionExpires),
+        Some("1800;refresher=uac")
+    );
+    assert_eq!(r.headers.get(&HeaderName::Require), Some("timer"));
+    h.input(alice(), &alice_request("ACK", &a_ok, 2, None));
+    // An UPDATE without a body: 200 without one.
+    h.input(
+        alice(),
+        &alice_request_with("UPDATE", &a_ok, 3, None, timer),
+    );
+    let r = h.responses_for(alice()).pop().unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+    // A re-INVITE with the SDP she sent (same o= line): the same answer again.
+    h.input(
+        alice(),
+        &alice_request_with("INVITE", &a_ok, 4, Some(A_SDP), timer),
+    );
+    let r = h.responses_for(alice()).pop().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, a_ok.body);
+    h.input(alice(), &alice_request("ACK", &a_ok, 4, None));
+    // A real change (hold) must wait for the target: 491.
+    let hold = A_SDP
+        .replace("o=alice 1 1", "o=alice 1 2")
+        .replace("a=sendrecv", "a=sendonly");
+    h.input(alice(), &alice_request("INVITE", &a_ok, 5, Some(&hold)));
+    assert_eq!(h.responses_for(alice()).pop().unwrap().status, 491);
+    assert!(
+        h.requests_for(carol()).is_empty(),
+        "nothing relayed to the ringing target"
+    );
+    // Carol answers; Alice refreshes herself now (she took refresher=uac): Dialtone does not.
+    h.send(
+        carol(),
+        Message::Response(reply(&c_inv, 200, "c1", Some(C_SDP))),
+    );
+    h.requests_for(carol());
+    h.advance(Duration::from_secs(1000));
+    assert!(
+        h.requests_for(alice())
+            .iter()
+            .all(|r| !matches!(r.method, Method::Update | Method::Invite)),
+        "Alice refreshes her session herself"
+    );
+    assert_eq!(h.pbx.active_calls(), 1);
+}
+
+#[test]
+fn ringing_redirect_keeps_the_codec_of_the_early_media_and_bumps_the_version() {
+    const B_PCMA: &str = "v=0\r\no=bob 7 7 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\n\
+m=audio 5000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
+    const C_PCMA: &str = "v=0\r\no=carol 5 5 IN IP4 192.0.2.30\r\ns=-\r\nc=IN IP4 192.0.2.30\r\nt=0 0\r\n\
+m=audio 6000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
+    // Carol could do PCMU, which Alice offered first: she is offered PCMA only, as Alice
+    // already hears PCMA from Bob's 183.
+    let mut h = with_carol(&["ulaw", "alaw"]);
+    let (_inv, b_inv) = h.ring(bob());
+    h.send(
+        bob(),
+        Message::Response(reply(&b_inv, 183, "b1", Some(B_PCMA))),
+    );
+    let early = h.responses_for(alice()).pop().unwrap();
+    assert_eq!(early.status, 183);
+    assert!(sdp_of(&early.body).contains("RTP/AVP 8 101"));
+    let id = only_call(&h);
+    h.pbx
+        .redirect_call(h.now, id, Leg::A, "1003", None)
+        .unwrap();
+    h.drain();
+    let c_inv = invite_for(&mut h, carol());
+    let offer = sdp_of(&c_inv.body);
+    assert!(
+        offer.contains(&format!("m=audio {RELAY_B} RTP/AVP 8 101\r\n")),
+        "{offer}"
+    );
+    assert!(!offer.contains("PCMU"), "{offer}");
+    h.send(
+        carol(),
+        Message::Response(reply(&c_inv, 200, "c1", Some(C_PCMA))),
+    );
+    let a_ok = h.responses_for(alice()).pop().unwrap();
+    assert_eq!(a_ok.status, 200);
+    assert!(sdp_of(&a_ok.body).contains("RTP/AVP 8 101"));
+    assert_eq!(
+        o_version(&a_ok.body),
+        o_version(&early.body) + 1,
+        "Alice must take the new SDP"
+    );
+
+    // A target without that codec is refused, nothing changes.
+    let mut h = with_carol(&["ulaw"]);
+    let (_inv, b_inv) = h.ring(bob());
+    h.send(
+        bob(),
+        Message::Response(reply(&b_inv, 183, "b1", Some(B_PCMA))),
+    );
+    h.take_for(alice());
+    let id = only_call(&h);
+    assert_eq!(
+        h.pbx.redirect_call(h.now, id, Leg::A, "1003", None),
+        Err(RedirectError::NoCommonCodec {
+            exten: "1003".into(),
+            codec: "alaw".into()
+        })
+    );
+    h.drain();
+    assert!(h.take_for(bob()).is_empty());
+}
+
+#[test]
+fn redirect_refused_while_a_relayed_request_is_pending() {
+    let mut h = with_carol(&["ulaw"]);
+    let (_inv, a_ok, _b_inv, _b_ok) = h.answered();
+    let id = only_call(&h);
+    let info = alice_request_with(
+        "INFO",
+        &a_ok,
+        2,
+        None,
+        "Content-Type: application/dtmf-relay\r\n",
+    );
+    h.input(alice(), &info);
+    let relayed = h.requests_for(bob()).pop().expect("INFO to Bob");
+    assert_eq!(relayed.method, Method::Info);
+    for leg in [Leg::A, Leg::B] {
+        assert_eq!(
+            h.pbx.redirect_call(h.now, id, leg, "1003", None),
+            Err(RedirectError::RequestPending)
+        );
+    }
+    h.drain();
+    assert!(h.sent.iter().all(|(p, _)| p.addr != carol().addr));
+    // Bob answers the INFO: Alice gets her 200; now the redirect goes through.
+    h.send(bob(), Message::Response(reply(&relayed, 200, "", None)));
+    assert_eq!(h.responses_for(alice()).pop().unwrap().status, 200);
+    h.pbx
+        .redirect_call(h.now, id, Leg::B, "1003", None)
+        .unwrap();
+    h.drain();
+    assert_eq!(invite_for(&mut h, carol()).method, Method::Invite);
+}
+
+#[test]
+fn redirect_of_a_channel_follows_its_extension_across_a_leg_swap() {
+    let mut h = with_carol(&["ulaw"]);
+    let (_inv, _a_ok, b_inv, _b_ok) = h.answered();
+    let id = only_call(&h);
+    // Bob's channel (leg B) to Carol: Bob becomes leg A.
+    h.pbx
+        .redirect_channel(h.now, id, Leg::B, Some("1002"), "1003", None)
+        .unwrap();
+    h.drain();
+    h.take_for(alice());
+    let c_inv = invite_for(&mut h, carol());
+    h.send(
+        carol(),
+        Message::Response(reply(&c_inv, 200, "c1", Some(C_SDP))),
+    );
+    h.requests_for(carol());
+    // An AMI client that still sees Bob's channel as leg B: neither leg is extension 1009's.
+    assert_eq!(
+        h.pbx
+            .redirect_channel(h.now, id, Leg::B, Some("1009"), "1001", None),
+        Err(RedirectError::NotUp)
+    );
+    // Bob's channel again, with the stale leg: Bob (now leg A) stays, Carol goes.
+    h.pbx
+        .redirect_channel(h.now, id, Leg::B, Some("1002"), "1001", None)
+        .unwrap();
+    h.drain();
+    let bye = h.requests_for(carol()).pop().expect("BYE to Carol");
+    assert_eq!(bye.method, Method::Bye);
+    assert_eq!(bye.call_id(), c_inv.call_id());
+    assert!(h.take_for(bob()).is_empty());
+    let a_inv = invite_for(&mut h, alice());
+    assert_eq!(a_inv.from().unwrap().uri.user.as_deref(), Some("1002"));
+    let view = &h.pbx.calls()[0];
+    assert_eq!((view.from.as_str(), view.to.as_str()), ("1002", "1001"));
+    assert_ne!(a_inv.call_id(), b_inv.call_id());
+}

@@ -1006,7 +1006,10 @@ impl AmiBackend for Backend {
 
     /// `Redirect` of one channel to `Exten` (a blind transfer: see `pbx/redirect.rs`). Any
     /// priority is accepted (an extension's dialplan is one `Dial` step); `Context` must be the
-    /// extension's own, the redirected party's, `default` or `from-internal`.
+    /// extension's own, the redirected party's, `default`, `from-internal`, `ext-local`,
+    /// `from-internal-xfer` or `from-internal-additional`. The channel's extension goes with
+    /// the leg the tracker knows: the engine checks it (the tracker learns of a leg swap
+    /// after the engine).
     fn redirect(&self, req: RedirectRequest) -> BoxFut<'_, Result<(), ControlError>> {
         Box::pin(async move {
             if req.extra.is_some() {
@@ -1024,7 +1027,13 @@ impl AmiBackend for Backend {
             }
             match self
                 .core
-                .redirect(call, leg, req.exten.clone(), Some(req.context.clone()))
+                .redirect(
+                    call,
+                    leg,
+                    channel_endpoint(&req.channel),
+                    req.exten.clone(),
+                    Some(req.context.clone()),
+                )
                 .await
             {
                 Some(Ok(())) => Ok(()),
@@ -1102,6 +1111,16 @@ impl AmiBackend for Backend {
             Ok(())
         })
     }
+}
+
+/// The endpoint of a channel name: `PJSIP/1002-0000000a` → `1002` (None for another shape).
+fn channel_endpoint(channel: &str) -> Option<String> {
+    let (tech, rest) = channel.split_once('/')?;
+    if !tech.eq_ignore_ascii_case("PJSIP") {
+        return None;
+    }
+    let (ep, _) = rest.rsplit_once('-')?;
+    (!ep.is_empty()).then(|| ep.to_owned())
 }
 
 // ------------------------------------------------------------------ client (`dialtone cli`)
@@ -1250,5 +1269,25 @@ mod caller_id_tests {
         );
         assert_eq!(p("John Smith"), (String::new(), "John Smith".into()));
         assert_eq!(p("\"John\""), (String::new(), "John".into()));
+    }
+}
+
+#[cfg(test)]
+mod channel_endpoint_tests {
+    use super::channel_endpoint;
+
+    #[test]
+    fn channel_endpoint_of_pjsip_channels() {
+        assert_eq!(
+            channel_endpoint("PJSIP/1002-0000000a").as_deref(),
+            Some("1002")
+        );
+        assert_eq!(
+            channel_endpoint("pjsip/sales-desk-00000001").as_deref(),
+            Some("sales-desk")
+        );
+        assert_eq!(channel_endpoint("PJSIP/1002"), None);
+        assert_eq!(channel_endpoint("SIP/1002-0001"), None);
+        assert_eq!(channel_endpoint("Local/1002@ctx-0001;1"), None);
     }
 }

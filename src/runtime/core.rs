@@ -113,9 +113,12 @@ pub enum CoreMsg {
         reply: oneshot::Sender<Result<(u64, String), OriginateError>>,
     },
     /// AMI `Redirect`: the channel of `leg` of engine call `call` dials extension `to`.
+    /// `endpoint`: the channel's extension, checked against the legs (see
+    /// `Pbx::redirect_channel`).
     Redirect {
         call: u64,
         leg: Leg,
+        endpoint: Option<String>,
         to: String,
         context: Option<String>,
         reply: oneshot::Sender<Result<(), RedirectError>>,
@@ -249,6 +252,7 @@ impl CoreHandle {
         &self,
         call: u64,
         leg: Leg,
+        endpoint: Option<String>,
         to: String,
         context: Option<String>,
     ) -> Option<Result<(), RedirectError>> {
@@ -257,6 +261,7 @@ impl CoreHandle {
             .send(CoreMsg::Redirect {
                 call,
                 leg,
+                endpoint,
                 to,
                 context,
                 reply,
@@ -452,13 +457,19 @@ impl Core {
             CoreMsg::Redirect {
                 call,
                 leg,
+                endpoint,
                 to,
                 context,
                 reply,
             } => {
-                let r = self
-                    .pbx
-                    .redirect_call(now, call, leg, &to, context.as_deref());
+                let r = self.pbx.redirect_channel(
+                    now,
+                    call,
+                    leg,
+                    endpoint.as_deref(),
+                    &to,
+                    context.as_deref(),
+                );
                 let _ = reply.send(r);
             }
             CoreMsg::Shutdown => return false,

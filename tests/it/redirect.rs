@@ -257,7 +257,8 @@ async fn ami_redirect_transfers_the_caller_to_another_extension() {
             "Action: Redirect".to_string(),
             "ActionID: rd".to_string(),
             format!("Channel: {ch}"),
-            "Context: from-internal".to_string(),
+            // FreePBX's context for extensions, as CRMs send it.
+            "Context: ext-local".to_string(),
             format!("Exten: {exten}"),
             "Priority: 1".to_string(),
         ];
