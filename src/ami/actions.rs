@@ -75,6 +75,11 @@ pub const ACTIONS: &[ActionDef] = &[
     def("Originate", ORIGINATE, "Originate a call."),
     def("Redirect", CALL, "Redirect (transfer) a call."),
     def(
+        "BlindTransfer",
+        CALL,
+        "Blind transfer channel(s) to the given destination",
+    ),
+    def(
         "Getvar",
         CALL | REPORTING,
         "Gets a channel variable or function value.",
@@ -242,6 +247,7 @@ pub fn run(def: &ActionDef, ctx: Ctx<'_>, f: &Frame, reply: Option<&Reply>) -> O
         "Originate" => originate(id, f, ctx, reply),
         "Redirect" => redirect(id, f, reply),
         "UserEvent" => user_event(id, f, reply),
+        "BlindTransfer" => blind_transfer(id, f, reply),
         "MailboxStatus" | "MailboxCount" => Outcome::Done(mailbox(id, def.name, f)),
         _ => Outcome::Done(frame::error(
             id,
@@ -751,6 +757,33 @@ fn extension_state_list(id: Option<&str>, s: &Snapshot) -> String {
         out += &events::extension_status(&h.exten, &h.context, hint, h.state).to_list_item(id);
     }
     out + &list_complete("ExtensionStateListComplete", id, hints.len(), &[])
+}
+
+/// `BlindTransfer`: as if `Channel` transferred its bridge peer to `Exten` (Asterisk's
+/// messages for each outcome).
+fn blind_transfer(id: Option<&str>, f: &Frame, reply: Option<&Reply>) -> Outcome {
+    let err = |m: &str| Outcome::Done(frame::error(id, m));
+    let channel = f.get("Channel");
+    if channel.is_empty() {
+        return err("No channel specified");
+    }
+    let exten = f.get("Exten");
+    if exten.is_empty() {
+        return err("No extension specified");
+    }
+    let context = Some(f.get("Context")).filter(|c| !c.is_empty());
+    match control_reply(reply) {
+        None => Outcome::Need(Request::Control(Control::BlindTransfer {
+            channel: channel.to_string(),
+            exten: exten.to_string(),
+            context: context.map(str::to_string),
+        })),
+        Some(Ok(_)) => Outcome::Done(frame::success(id, "Transfer succeeded")),
+        Some(Err(ControlError::NoSuchChannel)) => err("Channel specified does not exist"),
+        Some(Err(ControlError::ChannelNotUp)) => err("Transfer invalid"),
+        Some(Err(ControlError::Unsupported(m))) => err(m),
+        Some(Err(_)) => err("Transfer failed"),
+    }
 }
 
 /// `UserEvent`: every request header but `Action` (ActionID included) follows

@@ -64,6 +64,12 @@ pub enum Control {
     Reload {
         module: Option<String>,
     },
+    /// `BlindTransfer`: `channel`'s bridge peer goes to `exten`, `channel` hangs up.
+    BlindTransfer {
+        channel: String,
+        exten: String,
+        context: Option<String>,
+    },
     /// Broadcast `Event: UserEvent` with these body headers (`UserEvent: <name>` first).
     UserEvent {
         body: Vec<(String, String)>,
@@ -137,6 +143,20 @@ pub trait AmiBackend: Send + Sync + 'static {
         value: String,
     ) -> BoxFut<'_, Result<(), ControlError>>;
     fn reload(&self, module: Option<String>) -> BoxFut<'_, Result<(), ControlError>>;
+    /// Transfer `channel`'s bridge peer to `exten` (the transferer hangs up).
+    fn blind_transfer(
+        &self,
+        channel: String,
+        exten: String,
+        context: Option<String>,
+    ) -> BoxFut<'_, Result<(), ControlError>> {
+        let _ = (channel, exten, context);
+        Box::pin(async {
+            Err(ControlError::Unsupported(
+                "BlindTransfer is not available here".into(),
+            ))
+        })
+    }
     /// Broadcast a `UserEvent` to every session that reads `user`.
     fn user_event(&self, body: Vec<(String, String)>) -> BoxFut<'_, Result<(), ControlError>> {
         let _ = body;
@@ -167,6 +187,14 @@ pub async fn execute(backend: &dyn AmiBackend, req: Request) -> Reply {
                 .await
                 .map(|()| ControlOk::Done),
             Control::Reload { module } => backend.reload(module).await.map(|()| ControlOk::Done),
+            Control::BlindTransfer {
+                channel,
+                exten,
+                context,
+            } => backend
+                .blind_transfer(channel, exten, context)
+                .await
+                .map(|()| ControlOk::Done),
             Control::UserEvent { body } => backend.user_event(body).await.map(|()| ControlOk::Done),
         }),
     }

@@ -287,6 +287,24 @@ impl ChannelTracker {
         })
     }
 
+    /// The bridge peer of `channel`: `(call, the peer's leg, the peer's channel name)`; None
+    /// when the channel is unknown or not in a two-party bridge.
+    pub fn peer_of(&self, channel: &str) -> Option<(u64, Leg, String)> {
+        let (call, leg, main) = self.leg_of(channel)?;
+        let c = self.calls.get(&call)?;
+        c.bridge.as_ref()?;
+        if !main {
+            return None;
+        }
+        let other = match leg {
+            Leg::A => Leg::B,
+            Leg::B => Leg::A,
+        };
+        let i = c.main(other)?;
+        let peer = c.chans(other).get(i)?.as_ref()?;
+        Some((call, other, peer.snap.name.clone()))
+    }
+
     /// Set a channel variable; false when there is no such channel.
     pub fn set_var(&mut self, channel: &str, name: &str, value: &str) -> bool {
         self.set_var_event(channel, name, value).is_some()

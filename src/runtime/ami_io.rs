@@ -1049,6 +1049,48 @@ impl AmiBackend for Backend {
         })
     }
 
+    fn blind_transfer(
+        &self,
+        channel: String,
+        exten: String,
+        context: Option<String>,
+    ) -> BoxFut<'_, Result<(), ControlError>> {
+        Box::pin(async move {
+            let (known, peer) = {
+                let t = lock(&self.channels);
+                (t.leg_of(&channel).is_some(), t.peer_of(&channel))
+            };
+            if !known {
+                return Err(ControlError::NoSuchChannel);
+            }
+            // Only a channel bridged with one other can hand that other on.
+            let Some((call, peer_leg, peer_name)) = peer else {
+                return Err(ControlError::ChannelNotUp);
+            };
+            match self
+                .core
+                .redirect(
+                    call,
+                    peer_leg,
+                    channel_endpoint(&peer_name),
+                    exten.clone(),
+                    context,
+                )
+                .await
+            {
+                Some(Ok(())) => Ok(()),
+                Some(Err(RedirectError::NoSuchCall | RedirectError::NotUp)) => {
+                    Err(ControlError::ChannelNotUp)
+                }
+                Some(Err(e)) => {
+                    debug!(%channel, %exten, error = %e, "AMI BlindTransfer refused");
+                    Err(ControlError::Failed)
+                }
+                None => Err(ControlError::Failed),
+            }
+        })
+    }
+
     fn setvar(
         &self,
         channel: Option<String>,

@@ -348,7 +348,50 @@ async fn ami_redirect_transfers_the_caller_to_another_extension() {
         .to_string();
     assert!(has(&format!("BridgeEnter {cn}")), "{seq:#?}");
 
-    // Alice hangs up: Carol gets BYE; the Cdr names Carol as the destination.
+    // BlindTransfer: Carol hands Alice on to Bob and leaves.
+    for (lines, want) in [
+        (
+            vec!["Action: BlindTransfer", "ActionID: bt0", "Exten: 1002"],
+            "No channel specified",
+        ),
+        (
+            vec![
+                "Action: BlindTransfer",
+                "ActionID: bt1",
+                "Channel: PJSIP/1003-7fffffff",
+                "Exten: 1002",
+            ],
+            "Channel specified does not exist",
+        ),
+    ] {
+        let (resp, msg) = ami.action(&lines).await;
+        assert_eq!((resp.as_str(), msg.as_str()), ("Error", want));
+    }
+    let (resp, msg) = ami
+        .action(&[
+            "Action: BlindTransfer",
+            "ActionID: bt2",
+            &format!("Channel: {cn}"),
+            "Exten: 1002",
+            "Context: from-internal",
+        ])
+        .await;
+    assert_eq!(
+        (resp.as_str(), msg.as_str()),
+        ("Success", "Transfer succeeded")
+    );
+    let bye_c = next_request(&mut carol, "BYE").await;
+    carol
+        .send_raw(&answer(&bye_c, "200 OK", &carol_contact, None))
+        .await;
+    let inv_b2 = next_request(&mut bob, "INVITE").await;
+    assert!(inv_b2.contains("From: \"Alice\" <sip:1001@"), "{inv_b2}");
+    bob.send_raw(&answer(&inv_b2, "200 OK", &bob_contact, Some(&b_sdp)))
+        .await;
+    next_request(&mut bob, "ACK").await;
+    media_path(&a_rtp, &b_rtp, relay_a).await;
+
+    // Alice hangs up: Bob gets BYE; the Cdr names Bob, the last callee, as the destination.
     alice
         .send_raw(&format!(
             "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {l};branch=z9hG4bKr4;rport\r\nMax-Forwards: 70\r\n\
@@ -357,12 +400,11 @@ async fn ami_redirect_transfers_the_caller_to_another_extension() {
             l = alice.local
         ))
         .await;
-    let bye_c = next_request(&mut carol, "BYE").await;
-    carol
-        .send_raw(&answer(&bye_c, "200 OK", &carol_contact, None))
+    let bye_b2 = next_request(&mut bob, "BYE").await;
+    bob.send_raw(&answer(&bye_b2, "200 OK", &bob_contact, None))
         .await;
     let cdr = ami.until("Event: Cdr").await;
-    assert_eq!(header(&cdr, "Destination"), Some("1003"), "{cdr}");
+    assert_eq!(header(&cdr, "Destination"), Some("1002"), "{cdr}");
     assert_eq!(header(&cdr, "Disposition"), Some("ANSWERED"), "{cdr}");
     srv.stop().await;
 }
