@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dialtone::ami::events::AmiEvent;
-use dialtone::ami::session::WireEvent;
+use dialtone::ami::session::WireBatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -64,8 +64,8 @@ async fn login(addr: std::net::SocketAddr, user: &str, secret: &str) -> TcpStrea
 
 /// Read until EOF or `until`; latencies (ns) of events carrying `X-Sent`, and the count of
 /// all events.
-async fn client(mut s: TcpStream, until: Instant) -> (Vec<u64>, u64) {
-    let mut lat = Vec::new();
+async fn client(mut s: TcpStream, until: Instant) -> (Hist, u64) {
+    let mut lat = Hist::new();
     let mut count = 0u64;
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 17);
     let mut b = vec![0u8; 1 << 17];
@@ -95,14 +95,14 @@ async fn client(mut s: TcpStream, until: Instant) -> (Vec<u64>, u64) {
                     let v = &msg[i + 8..];
                     let end = memchr::memchr(b'\r', v).unwrap_or(v.len());
                     if let Ok(sent) = std::str::from_utf8(&v[..end]).unwrap_or("").parse::<u64>() {
-                        lat.push(t.saturating_sub(sent));
+                        lat.record(t.saturating_sub(sent));
                     }
                 } else if let Some(i) = stamp_hdr.find(head) {
                     // A live server with `timestampevents`: stamped when the event was built.
                     let v = &msg[i + 11..];
                     let end = memchr::memchr(b'\r', v).unwrap_or(v.len());
                     if let Ok(sent) = std::str::from_utf8(&v[..end]).unwrap_or("").parse::<f64>() {
-                        lat.push(t.saturating_sub((sent * 1e9) as u64));
+                        lat.record(t.saturating_sub((sent * 1e9) as u64));
                     }
                 }
             }
@@ -113,12 +113,72 @@ async fn client(mut s: TcpStream, until: Instant) -> (Vec<u64>, u64) {
     (lat, count)
 }
 
-fn pct(v: &[u64], p: f64) -> f64 {
-    if v.is_empty() {
-        return 0.0;
+/// Delivery latencies as a fixed histogram (10 µs buckets to 100 ms, then 1 ms buckets to
+/// 10 s): constant memory and no sort, so the measuring clients stay cheap next to the server.
+#[derive(Clone)]
+struct Hist {
+    counts: Vec<u64>,
+    max_ns: u64,
+    n: u64,
+}
+
+const FINE: u64 = 10_000; // 10 µs
+const FINE_BUCKETS: u64 = 10_000; // to 100 ms
+const COARSE: u64 = 1_000_000; // 1 ms
+const COARSE_BUCKETS: u64 = 9_900; // to 10 s
+
+impl Hist {
+    fn new() -> Hist {
+        Hist {
+            counts: vec![0; (FINE_BUCKETS + COARSE_BUCKETS + 1) as usize],
+            max_ns: 0,
+            n: 0,
+        }
     }
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[i] as f64 / 1e6
+
+    fn record(&mut self, ns: u64) {
+        let i = if ns < FINE * FINE_BUCKETS {
+            ns / FINE
+        } else {
+            (FINE_BUCKETS + (ns - FINE * FINE_BUCKETS) / COARSE).min(FINE_BUCKETS + COARSE_BUCKETS)
+        };
+        self.counts[i as usize] += 1;
+        self.max_ns = self.max_ns.max(ns);
+        self.n += 1;
+    }
+
+    fn merge(&mut self, o: &Hist) {
+        for (a, b) in self.counts.iter_mut().zip(&o.counts) {
+            *a += b;
+        }
+        self.max_ns = self.max_ns.max(o.max_ns);
+        self.n += o.n;
+    }
+
+    /// The upper edge of the bucket holding quantile `p`, in ms.
+    fn pct(&self, p: f64) -> f64 {
+        if self.n == 0 {
+            return 0.0;
+        }
+        if p >= 1.0 {
+            return self.max_ns as f64 / 1e6;
+        }
+        let want = ((self.n as f64) * p).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= want {
+                let i = i as u64;
+                let edge = if i < FINE_BUCKETS {
+                    (i + 1) * FINE
+                } else {
+                    FINE * FINE_BUCKETS + (i - FINE_BUCKETS + 1) * COARSE
+                };
+                return edge.min(self.max_ns) as f64 / 1e6;
+            }
+        }
+        self.max_ns as f64 / 1e6
+    }
 }
 
 async fn clients_only(args: &[String]) {
@@ -137,23 +197,22 @@ async fn clients_only(args: &[String]) {
     println!("{n} AMI clients logged in (+1 that never reads); reading for {secs} s");
     let mut total = 0;
     let mut per_client = Vec::new();
-    let mut lat = Vec::new();
+    let mut lat = Hist::new();
     for t in tasks {
         let (l, c) = t.await.unwrap();
         total += c;
         per_client.push(c);
-        lat.extend(l);
+        lat.merge(&l);
     }
-    lat.sort_unstable();
     per_client.sort_unstable();
     println!(
         "events received: {total} over {n} clients (per client min {} max {}); delivery latency \
          (needs ami.timestampevents): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         per_client.first().copied().unwrap_or(0),
         per_client.last().copied().unwrap_or(0),
-        pct(&lat, 0.5),
-        pct(&lat, 0.99),
-        lat.last().map_or(0.0, |v| *v as f64 / 1e6)
+        lat.pct(0.5),
+        lat.pct(0.99),
+        lat.pct(1.0)
     );
     let mut b = vec![0u8; 1 << 20];
     let mut stalled_bytes = 0usize;
@@ -224,7 +283,7 @@ async fn main() {
             ch.exten = "1002".into();
             let mut ev: AmiEvent = dialtone::ami::events::newstate(&ch);
             ev.body.insert(0, ("X-Sent".into(), now_ns().to_string()));
-            let _ = bus.send(Arc::new(WireEvent::new(ev)));
+            let _ = bus.send(Arc::new(WireBatch::one(ev)));
             sent += 1;
         }
         if sent % (rate / 2).max(1) < per_ms {
@@ -232,14 +291,13 @@ async fn main() {
         }
     }
     let send_secs = t0.elapsed().as_secs_f64();
-    let mut lat = Vec::new();
+    let mut lat = Hist::new();
     let mut delivered = 0u64;
     for t in tasks {
         let (l, c) = t.await.unwrap();
-        lat.extend(l);
+        lat.merge(&l);
         delivered += c;
     }
-    lat.sort_unstable();
     // The stalled client: the server gave up on it (EOF or reset once we read).
     let mut b = vec![0u8; 1 << 20];
     let mut stalled_bytes = 0usize;
@@ -259,10 +317,10 @@ async fn main() {
     );
     println!(
         "  delivery latency ms: p50 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
-        pct(&lat, 0.5),
-        pct(&lat, 0.99),
-        pct(&lat, 0.999),
-        pct(&lat, 1.0)
+        lat.pct(0.5),
+        lat.pct(0.99),
+        lat.pct(0.999),
+        lat.pct(1.0)
     );
     println!(
         "  RSS KiB: before clients {rss0}, with clients {rss1}, peak during run {rss_peak}, after {rss2}"

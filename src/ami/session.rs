@@ -80,6 +80,54 @@ impl WireEvent {
     }
 }
 
+/// The AMI events of one engine step, published together: one broadcast message (one wake-up
+/// and one ring slot per client) instead of one per event, and one pre-joined wire text that
+/// a session reading everything copies in one go.
+#[derive(Debug)]
+pub struct WireBatch {
+    pub events: Vec<Arc<WireEvent>>,
+    /// The events' wire texts joined (empty for a single event: use its own).
+    joined: String,
+    /// The union of the events' classes.
+    classes: u32,
+}
+
+impl WireBatch {
+    pub fn new(events: Vec<AmiEvent>) -> WireBatch {
+        let events: Vec<Arc<WireEvent>> = events
+            .into_iter()
+            .map(|e| Arc::new(WireEvent::new(e)))
+            .collect();
+        let classes = events.iter().fold(0, |m, e| m | e.event.class);
+        let joined = if events.len() > 1 {
+            let mut s = String::with_capacity(events.iter().map(|e| e.wire.len()).sum());
+            for e in &events {
+                s.push_str(&e.wire);
+            }
+            s
+        } else {
+            String::new()
+        };
+        WireBatch {
+            events,
+            joined,
+            classes,
+        }
+    }
+
+    pub fn one(event: AmiEvent) -> WireBatch {
+        WireBatch::new(vec![event])
+    }
+
+    /// All the events on the wire, in order.
+    pub fn wire(&self) -> &str {
+        match self.events.as_slice() {
+            [one] => &one.wire,
+            _ => &self.joined,
+        }
+    }
+}
+
 /// Events held while an action is answered (e.g. a sync `Originate`) before the session
 /// counts as unable to keep up.
 pub const MAX_QUEUED_EVENTS: usize = 16_384;
@@ -176,6 +224,15 @@ impl AmiSession {
         }
     }
 
+    /// Hand a written buffer back so the next batch reuses its capacity (no regrowth and
+    /// page zeroing per write under an event stream). Oversized buffers are dropped.
+    pub fn recycle(&mut self, mut buf: String) {
+        if self.out.is_empty() && buf.capacity() <= 1 << 18 {
+            buf.clear();
+            self.out = buf;
+        }
+    }
+
     /// The backend request an action waits for (once).
     pub fn poll_request(&mut self) -> Option<Request> {
         self.pending.as_mut().and_then(|(_, r)| r.take())
@@ -226,6 +283,27 @@ impl AmiSession {
     pub fn handle_lag(&mut self, _now: Instant, missed: u64) {
         tracing::warn!(peer = %self.peer, missed, "AMI client too slow for the event stream; closing");
         self.state = State::Closed;
+    }
+
+    /// A batch of async events: a session that takes every one of them (its read and event
+    /// masks cover the batch's classes, no filters, no disabled events) copies the joined
+    /// text at once; others filter event by event.
+    pub fn handle_batch(&mut self, b: &WireBatch) {
+        let State::Authenticated { user } = self.state else {
+            return;
+        };
+        let takes_all = self.pending.is_none()
+            && self.read & b.classes == b.classes
+            && self.send_events & b.classes == b.classes
+            && self.settings.disabled_events.is_empty()
+            && self.settings.users[user].filters.is_empty();
+        if takes_all {
+            self.out.push_str(b.wire());
+        } else {
+            for ev in &b.events {
+                self.handle_event(ev);
+            }
+        }
     }
 
     /// An async event: delivered if the user may read it, after any response in progress.

@@ -215,6 +215,26 @@ fn before_login_and_errors() {
 }
 
 #[test]
+fn batches_are_filtered_like_single_events() {
+    use crate::ami::session::WireBatch;
+    let mut t = T::new();
+    t.login("admin", "amp111");
+    let ds = events::device_state_change("PJSIP/1001", DeviceState::InUse);
+    let cdr = events::cdr(&Default::default());
+    // Everything readable: the joined text in one go.
+    let both = WireBatch::new(vec![ds.clone(), ds.clone()]);
+    t.s.handle_batch(&both);
+    assert_eq!(t.s.poll_transmit().unwrap(), ds.to_wire().repeat(2));
+    // A class the user cannot read: the others still arrive, in order.
+    let mixed = WireBatch::new(vec![ds.clone(), cdr, ds.clone()]);
+    t.s.handle_batch(&mixed);
+    assert_eq!(t.s.poll_transmit().unwrap(), ds.to_wire().repeat(2));
+    // A single event is its own text.
+    let one = WireBatch::one(ds.clone());
+    assert_eq!(one.wire(), ds.to_wire());
+}
+
+#[test]
 fn events_mask_and_delivery() {
     let mut t = T::new();
     t.login("admin", "amp111");

@@ -27,7 +27,7 @@ use crate::ami::model::{
     Transport,
 };
 use crate::ami::perms::{Acl, Net, parse_perms};
-use crate::ami::session::{AmiSession, AmiSettings, AmiUser, WireEvent};
+use crate::ami::session::{AmiSession, AmiSettings, AmiUser, WireBatch};
 use crate::ami::tracker::{EndpointTracker, contact_state};
 use crate::api::events::EventFeed;
 use crate::config::Config;
@@ -35,8 +35,9 @@ use crate::pbx::directory::Extension;
 use crate::pbx::engine::{PbxEvent, RedirectError};
 use crate::store::Store;
 
-/// Events buffered (shared by all clients) before a client counts as too slow.
-const EVENT_BUFFER: usize = 16_384;
+/// Event batches (one per engine step) buffered for all clients before a client counts as
+/// too slow.
+const EVENT_BUFFER: usize = 8_192;
 /// Events taken at once before writing to a client.
 const EVENT_BATCH: usize = 512;
 /// A client that does not take a write within this long is dropped (a stalled reader never
@@ -119,7 +120,7 @@ pub fn local_time(ms: u64) -> String {
 /// ([`EndpointTracker`]) and calls ([`ChannelTracker`]). It runs whether or not the AMI
 /// listens (the RayanPBX events API reads the same stream), off the SIP core.
 pub struct EventHub {
-    events: broadcast::Sender<Arc<WireEvent>>,
+    events: broadcast::Sender<Arc<WireBatch>>,
     channels: Arc<Mutex<ChannelTracker>>,
     waiters: Waiters,
     task: JoinHandle<()>,
@@ -134,7 +135,7 @@ impl EventHub {
         feed: Option<Arc<EventFeed>>,
         timestamps: bool,
     ) -> EventHub {
-        let (events, _) = broadcast::channel::<Arc<WireEvent>>(EVENT_BUFFER);
+        let (events, _) = broadcast::channel::<Arc<WireBatch>>(EVENT_BUFFER);
         // Subscribe first so no engine event is missed.
         let engine_events = core.subscribe();
         // Hints and contacts are known before the first client can connect: a phone that
@@ -171,7 +172,7 @@ impl EventHub {
     }
 
     /// The AMI events as sessions receive them.
-    pub fn publisher(&self) -> broadcast::Sender<Arc<WireEvent>> {
+    pub fn publisher(&self) -> broadcast::Sender<Arc<WireBatch>> {
         self.events.clone()
     }
 
@@ -188,7 +189,7 @@ impl EventHub {
 /// A running AMI listener.
 pub struct AmiServer {
     addr: SocketAddr,
-    events: broadcast::Sender<Arc<WireEvent>>,
+    events: broadcast::Sender<Arc<WireBatch>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -198,7 +199,7 @@ impl AmiServer {
     }
 
     /// Publish an event to every session (the call engine's events go through here).
-    pub fn publisher(&self) -> broadcast::Sender<Arc<WireEvent>> {
+    pub fn publisher(&self) -> broadcast::Sender<Arc<WireBatch>> {
         self.events.clone()
     }
 
@@ -259,7 +260,7 @@ fn new_backend(
     started: f64,
     udp_addr: SocketAddr,
     tcp_addr: Option<SocketAddr>,
-    events: broadcast::Sender<Arc<WireEvent>>,
+    events: broadcast::Sender<Arc<WireBatch>>,
     hub: &EventHub,
     pjsip: Arc<super::pjsip_reload::PjsipReloader>,
 ) -> Backend {
@@ -367,7 +368,7 @@ async fn fan_out(
     channels: Arc<Mutex<ChannelTracker>>,
     waiters: Waiters,
     mut rx: broadcast::Receiver<PbxEvent>,
-    tx: broadcast::Sender<Arc<WireEvent>>,
+    tx: broadcast::Sender<Arc<WireBatch>>,
     feed: Option<Arc<EventFeed>>,
     core: CoreHandle,
     timestamps: bool,
@@ -403,15 +404,18 @@ async fn fan_out(
                     }
                     _ => tracker.handle(&ev),
                 };
-                for mut ami in out {
+                let mut out = out;
+                for ami in &mut out {
                     if let Some(f) = &feed {
-                        f.push_ami(&ami, now_ms);
+                        f.push_ami(ami, now_ms);
                     }
                     if timestamps {
-                        stamp(&mut ami);
+                        stamp(ami);
                     }
-                    // No receivers is fine.
-                    let _ = tx.send(Arc::new(WireEvent::new(ami)));
+                }
+                if !out.is_empty() {
+                    // One message for the step's events. No receivers is fine.
+                    let _ = tx.send(Arc::new(WireBatch::new(out)));
                 }
             }
             Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -432,7 +436,7 @@ async fn accept_loop(
     listener: TcpListener,
     settings: Arc<AmiSettings>,
     backend: Arc<Backend>,
-    events: broadcast::Sender<Arc<WireEvent>>,
+    events: broadcast::Sender<Arc<WireBatch>>,
 ) {
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -464,7 +468,7 @@ async fn connection(
     peer: IpAddr,
     settings: Arc<AmiSettings>,
     backend: Arc<Backend>,
-    mut events: broadcast::Receiver<Arc<WireEvent>>,
+    mut events: broadcast::Receiver<Arc<WireBatch>>,
 ) {
     let mut session = AmiSession::new(
         Instant::now(),
@@ -483,6 +487,7 @@ async fn connection(
                 Ok(Ok(())) => last_write = Some(Instant::now()),
                 _ => break,
             }
+            session.recycle(out);
         }
         if session.is_closed() {
             break;
@@ -501,7 +506,7 @@ async fn connection(
             },
             ev = events.recv() => match ev {
                 Ok(ev) => {
-                    session.handle_event(&ev);
+                    session.handle_batch(&ev);
                     // Under a stream of events, write at most once per COALESCE: wait out the
                     // rest of it so one wake-up and one write carry the burst. An idle client
                     // gets its first event at once.
@@ -513,7 +518,7 @@ async fn connection(
                     // Take what else is waiting: one write for a burst, not one per event.
                     for _ in 0..EVENT_BATCH {
                         match events.try_recv() {
-                            Ok(ev) => session.handle_event(&ev),
+                            Ok(ev) => session.handle_batch(&ev),
                             Err(broadcast::error::TryRecvError::Lagged(n)) => {
                                 session.handle_lag(Instant::now(), n);
                                 break;
@@ -554,7 +559,7 @@ struct Backend {
     started: f64,
     last_reload: Mutex<f64>,
     globals: Mutex<Vec<(String, String)>>,
-    events: broadcast::Sender<Arc<WireEvent>>,
+    events: broadcast::Sender<Arc<WireBatch>>,
     realm: String,
     /// min, max, default expiration.
     registrar: (u32, u32, u32),
@@ -864,7 +869,7 @@ impl Backend {
         if self.timestamps {
             stamp(&mut ev);
         }
-        let _ = self.events.send(Arc::new(WireEvent::new(ev)));
+        let _ = self.events.send(Arc::new(WireBatch::one(ev)));
     }
 
     /// `Originate` of `PJSIP/<from>` to `Exten <to>`: the engine's click-to-dial (it rings
@@ -1149,7 +1154,7 @@ impl AmiBackend for Backend {
             let name = module.as_deref().unwrap_or("All");
             let _ = self
                 .events
-                .send(Arc::new(WireEvent::new(events::reload(name, 0))));
+                .send(Arc::new(WireBatch::one(events::reload(name, 0))));
             Ok(())
         })
     }

@@ -568,7 +568,7 @@ impl Server {
     /// The AMI event publisher (the call engine's channel events go through it).
     pub fn ami_events(
         &self,
-    ) -> Option<tokio::sync::broadcast::Sender<Arc<crate::ami::session::WireEvent>>> {
+    ) -> Option<tokio::sync::broadcast::Sender<Arc<crate::ami::session::WireBatch>>> {
         self.ami.as_ref().map(|a| a.publisher())
     }
 
