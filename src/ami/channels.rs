@@ -401,7 +401,7 @@ impl ChannelTracker {
 
     /// The endpoints a call has channels on (device states to refresh after its events).
     pub fn endpoints_of(&self, ev: &CallEvent) -> Vec<String> {
-        let call = call_id(ev);
+        let call = ev.call();
         match self.calls.get(&call) {
             Some(c) => {
                 let mut v = vec![c.caller.clone()];
@@ -494,7 +494,7 @@ impl ChannelTracker {
     pub fn handle(&mut self, now_unix: f64, ev: &CallEvent) -> Vec<AmiEvent> {
         let out = self.handle_inner(now_unix, ev);
         if !matches!(ev, CallEvent::Dtmf { .. } | CallEvent::Bridged { .. }) {
-            self.refresh_counts(call_id(ev));
+            self.refresh_counts(ev.call());
         }
         out
     }
@@ -1068,21 +1068,6 @@ fn uid_seq(uid: &str) -> u64 {
         .next()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
-}
-
-fn call_id(ev: &CallEvent) -> u64 {
-    match ev {
-        CallEvent::Started { call, .. }
-        | CallEvent::Dialing { call, .. }
-        | CallEvent::Ringing { call, .. }
-        | CallEvent::Answered { call, .. }
-        | CallEvent::BranchEnded { call, .. }
-        | CallEvent::Bridged { call }
-        | CallEvent::Hold { call, .. }
-        | CallEvent::Dtmf { call, .. }
-        | CallEvent::Redirected { call, .. }
-        | CallEvent::Ended { call, .. } => *call,
-    }
 }
 
 /// A branch that did not become the call: `DialEnd` then its `Hangup`.

@@ -157,6 +157,24 @@ pub enum CallEvent {
     },
 }
 
+impl CallEvent {
+    /// The engine id of the call this step belongs to.
+    pub fn call(&self) -> u64 {
+        match self {
+            CallEvent::Started { call, .. }
+            | CallEvent::Dialing { call, .. }
+            | CallEvent::Ringing { call, .. }
+            | CallEvent::Answered { call, .. }
+            | CallEvent::BranchEnded { call, .. }
+            | CallEvent::Bridged { call }
+            | CallEvent::Hold { call, .. }
+            | CallEvent::Dtmf { call, .. }
+            | CallEvent::Redirected { call, .. }
+            | CallEvent::Ended { call, .. } => *call,
+        }
+    }
+}
+
 /// How an originated call presents itself to the phone it rings first (AMI `Originate`'s
 /// `Timeout` and `CallerID`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -637,18 +655,7 @@ impl Pbx {
     }
 
     fn call_event(&mut self, ev: CallEvent) {
-        let id = match &ev {
-            CallEvent::Started { call, .. }
-            | CallEvent::Dialing { call, .. }
-            | CallEvent::Ringing { call, .. }
-            | CallEvent::Answered { call, .. }
-            | CallEvent::BranchEnded { call, .. }
-            | CallEvent::Bridged { call }
-            | CallEvent::Hold { call, .. }
-            | CallEvent::Dtmf { call, .. }
-            | CallEvent::Redirected { call, .. }
-            | CallEvent::Ended { call, .. } => *call,
-        };
+        let id = ev.call();
         if !matches!(ev, CallEvent::Dtmf { .. })
             && let Some((a, b)) = self.calls.parties(id)
         {

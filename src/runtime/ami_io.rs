@@ -865,6 +865,33 @@ fn parse_caller_id(s: &str) -> (String, String) {
 }
 
 impl Backend {
+    /// Send the party on `leg` of `call` (channel `channel`) to extension `to` (Redirect,
+    /// BlindTransfer), mapping the engine's refusal to the AMI error.
+    async fn move_leg(
+        &self,
+        call: u64,
+        leg: crate::pbx::engine::Leg,
+        channel: &str,
+        to: String,
+        context: Option<String>,
+    ) -> Result<(), ControlError> {
+        match self
+            .core
+            .redirect(call, leg, channel_endpoint(channel), to.clone(), context)
+            .await
+        {
+            Some(Ok(())) => Ok(()),
+            Some(Err(RedirectError::NoSuchCall | RedirectError::NotUp)) => {
+                Err(ControlError::ChannelNotUp)
+            }
+            Some(Err(e)) => {
+                debug!(%channel, exten = %to, error = %e, "AMI transfer refused");
+                Err(ControlError::Failed)
+            }
+            None => Err(ControlError::Failed),
+        }
+    }
+
     fn publish(&self, mut ev: AmiEvent) {
         if self.timestamps {
             stamp(&mut ev);
@@ -1030,27 +1057,8 @@ impl AmiBackend for Backend {
             if !main {
                 return Err(ControlError::ChannelNotUp);
             }
-            match self
-                .core
-                .redirect(
-                    call,
-                    leg,
-                    channel_endpoint(&req.channel),
-                    req.exten.clone(),
-                    Some(req.context.clone()),
-                )
+            self.move_leg(call, leg, &req.channel, req.exten, Some(req.context))
                 .await
-            {
-                Some(Ok(())) => Ok(()),
-                Some(Err(RedirectError::NoSuchCall | RedirectError::NotUp)) => {
-                    Err(ControlError::ChannelNotUp)
-                }
-                Some(Err(e)) => {
-                    debug!(channel = %req.channel, exten = %req.exten, error = %e, "AMI Redirect refused");
-                    Err(ControlError::Failed)
-                }
-                None => Err(ControlError::Failed),
-            }
         })
     }
 
@@ -1072,27 +1080,8 @@ impl AmiBackend for Backend {
             let Some((call, peer_leg, peer_name)) = peer else {
                 return Err(ControlError::ChannelNotUp);
             };
-            match self
-                .core
-                .redirect(
-                    call,
-                    peer_leg,
-                    channel_endpoint(&peer_name),
-                    exten.clone(),
-                    context,
-                )
+            self.move_leg(call, peer_leg, &peer_name, exten, context)
                 .await
-            {
-                Some(Ok(())) => Ok(()),
-                Some(Err(RedirectError::NoSuchCall | RedirectError::NotUp)) => {
-                    Err(ControlError::ChannelNotUp)
-                }
-                Some(Err(e)) => {
-                    debug!(%channel, %exten, error = %e, "AMI BlindTransfer refused");
-                    Err(ControlError::Failed)
-                }
-                None => Err(ControlError::Failed),
-            }
         })
     }
 
